@@ -1,0 +1,48 @@
+//! The [`Model`] trait: the sequential specification a history is checked against.
+
+use std::fmt::Debug;
+use std::hash::Hash;
+
+/// A sequential specification of an object, as a deterministic state machine.
+///
+/// The checker searches for an order of the operations (consistent with real time) in which
+/// every operation is a legal [`step`](Model::step) from the state left by the previous
+/// one. States are memoized, so they must be hashable and comparable; keep them small
+/// (for a key-value store, model one key and [`partition`](Model::partition) by key).
+///
+/// `Debug` on the associated types is used only to print violations.
+pub trait Model {
+    /// The state of the object. Equal states must behave identically.
+    type State: Clone + Eq + Hash + Debug;
+    /// What a client asked for (operation kind and arguments).
+    type Input: Debug;
+    /// What the client got back.
+    type Output: Debug;
+    /// The partition an operation belongs to. Operations in different partitions must be
+    /// independent (touch disjoint parts of the state), so each partition is checked on its
+    /// own, starting from [`init`](Model::init). Use `()` for a model without partitions.
+    /// Partitions are checked (and reported) in the order of this key.
+    type Key: Ord + Clone + Debug;
+
+    /// The initial state (of every partition).
+    fn init(&self) -> Self::State;
+
+    /// Applies one operation to `state`.
+    ///
+    /// Returns the new state if the operation, taking effect on `state`, could have produced
+    /// `output`, and `None` if that output is impossible (the step is illegal).
+    ///
+    /// `output` is `None` when the client never got a reply: then any output is acceptable,
+    /// and the model returns the state the operation leaves behind if it takes effect. (The
+    /// checker covers "it never took effect" itself: such an operation need not be placed at
+    /// all.)
+    fn step(
+        &self,
+        state: &Self::State,
+        input: &Self::Input,
+        output: Option<&Self::Output>,
+    ) -> Option<Self::State>;
+
+    /// The partition `input` belongs to.
+    fn partition(&self, input: &Self::Input) -> Self::Key;
+}
