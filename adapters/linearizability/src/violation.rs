@@ -197,7 +197,7 @@ fn write_report<M: Model>(
     }
     writeln!(
         out,
-        "state then: {state:?}; #{op} is not a legal step from it, nor after any order of the open operations"
+        "state then: {state:?}; no order of the operations lets #{op} take effect before it returns"
     )?;
     if open.is_empty() {
         writeln!(out, "no other operation was open")?;
