@@ -327,3 +327,49 @@ enum Step<T> {
     /// Needs more bytes.
     NeedMore,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds `input` one byte at a time; returns the requests and the bytes examined
+    /// while looking for line ends.
+    fn bytewise(input: &[u8]) -> (usize, u64) {
+        let mut decoder = Decoder::default();
+        let mut buf = BytesMut::new();
+        let mut requests = 0;
+        for &byte in input {
+            buf.extend_from_slice(&[byte]);
+            while decoder.decode(&mut buf).expect("valid input").is_some() {
+                requests += 1;
+            }
+        }
+        (requests, decoder.work)
+    }
+
+    #[test]
+    fn byte_by_byte_work_is_linear() {
+        // A long inline line: each byte is looked at about once, not once per call.
+        let mut inline = vec![b'a'; 60_000];
+        inline.extend_from_slice(b"\r\n");
+        let (requests, work) = bytewise(&inline);
+        assert_eq!(requests, 1);
+        assert!(work <= 2 * inline.len() as u64, "examined {work} bytes");
+
+        // A large bulk string: its data is never scanned at all.
+        let mut big = BytesMut::new();
+        crate::encode_request(&[&b"SET"[..], b"k", &vec![b'v'; 1_000_000]], &mut big);
+        let (requests, work) = bytewise(&big);
+        assert_eq!(requests, 1);
+        assert!(work <= 64, "examined {work} bytes");
+
+        // Many small requests.
+        let mut many = BytesMut::new();
+        for _ in 0..10_000 {
+            crate::encode_request(&["GET", "key"], &mut many);
+        }
+        let (requests, work) = bytewise(&many);
+        assert_eq!(requests, 10_000);
+        assert!(work <= 2 * many.len() as u64, "examined {work} bytes");
+    }
+}

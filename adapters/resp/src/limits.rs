@@ -10,8 +10,10 @@ pub struct Limits {
     pub max_bulk_len: usize,
     /// Most elements in one array (Redis 7 accepts up to `i32::MAX`).
     pub max_array_len: usize,
-    /// Longest line without its CRLF: an inline request, a `*`/`$` header, or (for
-    /// replies) a status or error line (Redis `PROTO_INLINE_MAX_SIZE`, 64 KiB).
+    /// Longest line, in bytes before its line end: an inline request (before the
+    /// LF, counting a CR), a `*`/`$` header or, in replies, a status or error line
+    /// (before the CRLF, counting the type byte). Redis's `PROTO_INLINE_MAX_SIZE`,
+    /// 64 KiB.
     pub max_inline_len: usize,
     /// Deepest nesting of arrays in a reply (replies only; requests are flat).
     pub max_depth: usize,

@@ -251,3 +251,32 @@ impl ReplyDecoder {
         self.scanned = to;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_by_byte_work_is_linear() {
+        let mut input = BytesMut::new();
+        Reply::Array(vec![
+            Reply::bulk(vec![b'v'; 1_000_000]),
+            Reply::simple("x".repeat(60_000)),
+            Reply::Array((0..10_000).map(Reply::Integer).collect()),
+        ])
+        .encode(&mut input);
+        let mut decoder = ReplyDecoder::default();
+        let mut buf = BytesMut::new();
+        let mut replies = 0;
+        for &byte in input.iter() {
+            buf.extend_from_slice(&[byte]);
+            while decoder.decode(&mut buf).expect("valid input").is_some() {
+                replies += 1;
+            }
+        }
+        assert_eq!(replies, 1);
+        // Lines are scanned about once; the 1 MB of bulk data is not scanned.
+        let lines = input.len() as u64 - 1_000_000;
+        assert!(decoder.work <= 2 * lines, "examined {} bytes", decoder.work);
+    }
+}
