@@ -27,7 +27,9 @@
 //!   *connected* flag plus a directed link matrix. [`Sim::disconnect`] cuts all of a node's
 //!   links; [`Sim::connect`] links a node, both ways, with every node currently marked
 //!   connected (`ConnectOne`); [`Sim::partition`], [`Sim::connect_all`] and
-//!   [`Sim::set_link`] complete the set. A message is delivered only if its link is up
+//!   [`Sim::set_link`] complete the set, and [`Sim::connect_to`], [`Sim::disconnect_from`]
+//!   and [`Sim::partition_within`] act on a subset of nodes only (servers but not clients,
+//!   when clients are simulated nodes too, as the lab's clerk ends are separate). A message is delivered only if its link is up
 //!   **both at send time and at delivery time**, the destination is up and is still the
 //!   incarnation the message was sent to, and the sender has not crashed since (the lab
 //!   never delivers a dead server's replies). A node can always send to itself.
@@ -44,6 +46,9 @@
 //!   [`sim_seeds!`] runs a test over many seeds (`STEPWISE_SEEDS`, `STEPWISE_SEED`) and
 //!   prints a one-line replay command for a failing seed; [`seed_from_env`] serves
 //!   single-seed tests.
+//! * **Debugging**: [`Sim::keep_event_log`] keeps a readable log of the last events and
+//!   effects (with the `Debug` form of every message, input, write and output) to print
+//!   when a check fails.
 //!
 //! # Example
 //!
@@ -123,6 +128,9 @@ pub use seeds::{
 };
 pub use sim::{Sim, SimConfig};
 pub use stats::{NodeStats, Stats};
+
+/// The PRNG type behind [`Sim::rng`], re-exported so harness code needs no extra dependency.
+pub use oorandom::Rand64;
 
 /// A node's id: nodes of a simulation are `0..n`.
 pub type NodeId = usize;

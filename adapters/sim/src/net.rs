@@ -149,12 +149,34 @@ impl Links {
         self.connected[i]
     }
 
+    /// The lab's `disconnect(i, from)`: clears `i`'s flag and cuts the links between `i`
+    /// and every node of `from`, both ways.
+    pub(crate) fn disconnect_from(&mut self, i: NodeId, from: &[NodeId]) {
+        self.connected[i] = false;
+        for &j in from {
+            self.set(i, j, false);
+            self.set(j, i, false);
+        }
+    }
+
     /// Cuts every link to and from `i` and clears its flag.
     pub(crate) fn disconnect(&mut self, i: NodeId) {
         self.connected[i] = false;
         for j in 0..self.n {
             self.set(i, j, false);
             self.set(j, i, false);
+        }
+    }
+
+    /// The lab's `connect(i, to)`: sets `i`'s flag and links it, both ways, with every node
+    /// of `to` whose flag is set.
+    pub(crate) fn connect_to(&mut self, i: NodeId, to: &[NodeId]) {
+        self.connected[i] = true;
+        for &j in to {
+            if self.connected[j] {
+                self.set(i, j, true);
+                self.set(j, i, true);
+            }
         }
     }
 
@@ -174,6 +196,22 @@ impl Links {
     pub(crate) fn partition(&mut self, groups: &[&[NodeId]]) {
         self.up.fill(false);
         self.connected.fill(false);
+        self.link_groups(groups);
+    }
+
+    /// Like `partition`, but only for links between two nodes of `members` and for the
+    /// flags of `members`; links with other nodes are untouched.
+    pub(crate) fn partition_within(&mut self, members: &[NodeId], groups: &[&[NodeId]]) {
+        for &a in members {
+            self.connected[a] = false;
+            for &b in members {
+                self.set(a, b, false);
+            }
+        }
+        self.link_groups(groups);
+    }
+
+    fn link_groups(&mut self, groups: &[&[NodeId]]) {
         for group in groups {
             for &a in group.iter() {
                 self.connected[a] = true;

@@ -1,7 +1,7 @@
 //! The simulator: event queue, node lifecycle, network delivery, counters.
 
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::fmt;
 
 use oorandom::Rand64;
@@ -123,6 +123,22 @@ pub struct Sim<N: Node> {
     outputs: Vec<(Time, NodeId, N::Output)>,
     stats: Stats,
     trace: Trace,
+    log: Option<EventLog>,
+}
+
+/// The last `keep` lines of the readable event log.
+struct EventLog {
+    keep: usize,
+    lines: VecDeque<String>,
+}
+
+impl EventLog {
+    fn push(&mut self, line: String) {
+        if self.lines.len() == self.keep {
+            self.lines.pop_front();
+        }
+        self.lines.push_back(line);
+    }
 }
 
 impl<N: Node> fmt::Debug for Sim<N> {
@@ -178,6 +194,7 @@ impl<N: Node> Sim<N> {
             outputs: Vec::new(),
             stats: Stats::new(n),
             trace: Trace::new(),
+            log: None,
         };
         for i in 0..n {
             sim.boot(i);
@@ -226,6 +243,24 @@ impl<N: Node> Sim<N> {
     /// actions give equal hashes; stable across platforms and compiler versions.
     pub fn trace_hash(&self) -> u64 {
         self.trace.value()
+    }
+
+    /// Keeps a readable log of the last `last` events and effects (one line each, with the
+    /// `Debug` form of messages, inputs, writes and outputs), for printing when a test
+    /// fails. `0` turns the log off (the default; the log costs a `format!` per line while
+    /// on). Changing the size clears the log.
+    pub fn keep_event_log(&mut self, last: usize) {
+        self.log = (last > 0).then(|| EventLog {
+            keep: last,
+            lines: VecDeque::with_capacity(last.min(1 << 16)),
+        });
+    }
+
+    /// The lines of the event log, oldest first (empty while the log is off).
+    pub fn event_log(&self) -> impl Iterator<Item = &str> + '_ {
+        self.log
+            .iter()
+            .flat_map(|l| l.lines.iter().map(String::as_str))
     }
 
     /// A snapshot of the counters.
@@ -294,7 +329,7 @@ impl<N: Node> Sim<N> {
         if self.nodes[i].take().is_some() {
             self.crash_next[i] = false;
             self.stats.crashes += 1;
-            self.trace.record(self.now, Kind::Crash, i, i, 0);
+            self.note(Kind::Crash, i, i, 0, || "crash".to_owned());
         }
     }
 
@@ -306,8 +341,10 @@ impl<N: Node> Sim<N> {
         self.crash(i);
         self.incarnation[i] += 1;
         self.stats.restarts += 1;
-        self.trace
-            .record(self.now, Kind::Restart, i, i, self.incarnation[i]);
+        let inc = self.incarnation[i];
+        self.note(Kind::Restart, i, i, inc, || {
+            format!("restart (incarnation {inc})")
+        });
         self.boot(i);
     }
 
@@ -370,6 +407,28 @@ impl<N: Node> Sim<N> {
         self.links.partition(groups);
     }
 
+    /// The lab's internal `connect(i, to)`: marks `i` connected and links it, in both
+    /// directions, with every node of `to` that is currently marked connected. Use it to
+    /// reconnect a server to its peers only, leaving e.g. clients' links alone.
+    pub fn connect_to(&mut self, i: NodeId, to: &[NodeId]) {
+        self.links.connect_to(i, to);
+    }
+
+    /// The lab's internal `disconnect(i, from)`: marks `i` disconnected and cuts the links
+    /// between `i` and every node of `from`, in both directions; other links of `i` stay.
+    pub fn disconnect_from(&mut self, i: NodeId, from: &[NodeId]) {
+        self.links.disconnect_from(i, from);
+    }
+
+    /// [`Sim::partition`] restricted to `members`: links between two members follow the
+    /// groups (members in no group are cut off from all members and marked disconnected);
+    /// links between a member and a non-member, and non-members' flags, are not touched.
+    /// This is the lab's server partition when clients are nodes too: partition the
+    /// servers, keep the clients' links.
+    pub fn partition_within(&mut self, members: &[NodeId], groups: &[&[NodeId]]) {
+        self.links.partition_within(members, groups);
+    }
+
     /// Sets the one directed link `from -> to`; the connected flags are not changed.
     pub fn set_link(&mut self, from: NodeId, to: NodeId, up: bool) {
         self.links.set(from, to, up);
@@ -383,7 +442,7 @@ impl<N: Node> Sim<N> {
         if self.nodes[i].is_none() {
             return false;
         }
-        self.trace.record(self.now, Kind::Input, i, i, 0);
+        self.note(Kind::Input, i, i, 0, || format!("input {input:?}"));
         self.step_node(i, Stimulus::Input(input));
         true
     }
@@ -411,7 +470,7 @@ impl<N: Node> Sim<N> {
                 if self.nodes[node].is_some() && self.incarnation[node] == inc {
                     self.push(at + self.tick_interval, Event::Tick { node, inc });
                     self.stats.ticks += 1;
-                    self.trace.record(at, Kind::Tick, node, node, 0);
+                    self.note(Kind::Tick, node, node, 0, || "tick".to_owned());
                     self.step_node(node, Stimulus::Tick);
                 }
             }
@@ -429,23 +488,31 @@ impl<N: Node> Sim<N> {
                     && self.incarnation[from] == from_inc;
                 if !alive {
                     self.stats.msgs_dead += 1;
-                    self.trace.record(at, Kind::Dead, to, from, size);
+                    self.note(Kind::Dead, to, from, size, || {
+                        format!("dropped (sender or receiver down) from n{from}: {msg:?}")
+                    });
                 } else if !self.links.is_up(from, to) {
                     self.stats.msgs_cut += 1;
-                    self.trace.record(at, Kind::Cut, to, from, size);
+                    self.note(Kind::Cut, to, from, size, || {
+                        format!("dropped (link down) from n{from}: {msg:?}")
+                    });
                 } else {
                     self.stats.delivered(to, size);
-                    self.trace.record(at, Kind::Deliver, to, from, size);
+                    self.note(Kind::Deliver, to, from, size, || {
+                        format!("recv from n{from}: {msg:?}")
+                    });
                     self.step_node(to, Stimulus::Message { from, msg });
                 }
             }
             Event::Input { node, input } => {
                 if self.nodes[node].is_some() {
-                    self.trace.record(at, Kind::Input, node, node, 0);
+                    self.note(Kind::Input, node, node, 0, || format!("input {input:?}"));
                     self.step_node(node, Stimulus::Input(input));
                 } else {
                     self.stats.inputs_dropped += 1;
-                    self.trace.record(at, Kind::InputDropped, node, node, 0);
+                    self.note(Kind::InputDropped, node, node, 0, || {
+                        format!("input dropped (node down): {input:?}")
+                    });
                 }
             }
         }
@@ -484,6 +551,21 @@ impl<N: Node> Sim<N> {
     }
 
     // ----- internals ---------------------------------------------------------------------
+
+    /// Folds one record into the trace hash and, if the event log is on, logs it.
+    fn note(
+        &mut self,
+        kind: Kind,
+        node: NodeId,
+        peer: NodeId,
+        size: u64,
+        detail: impl FnOnce() -> String,
+    ) {
+        self.trace.record(self.now, kind, node, peer, size);
+        if let Some(log) = &mut self.log {
+            log.push(format!("{:>12}us n{node}: {}", self.now, detail()));
+        }
+    }
 
     fn push(&mut self, at: Time, event: Event<N>) {
         let seq = self.seq;
@@ -525,12 +607,12 @@ impl<N: Node> Sim<N> {
         let now = self.now;
         match effect {
             Effect::Write(w) => {
-                self.trace.record(now, Kind::Write, i, i, 0);
+                self.note(Kind::Write, i, i, 0, || format!("write {w:?}"));
                 N::write(&mut self.durable[i], w);
             }
             Effect::Output(o) => {
-                self.trace
-                    .record(now, Kind::Output, i, i, self.outputs.len() as u64);
+                let index = self.outputs.len() as u64;
+                self.note(Kind::Output, i, i, index, || format!("output {o:?}"));
                 self.outputs.push((now, i, o));
             }
             Effect::Send { to, msg } => self.send(i, to, msg),
@@ -545,18 +627,23 @@ impl<N: Node> Sim<N> {
             "node {from} sent a message to node {to}, but the simulation has {} nodes",
             self.n
         );
-        let now = self.now;
         let size = N::wire_size(&msg) as u64;
         self.stats.sent(from, size);
-        self.trace.record(now, Kind::Send, from, to, size);
+        self.note(Kind::Send, from, to, size, || {
+            format!("send to n{to}: {msg:?}")
+        });
         if !self.links.is_up(from, to) {
             self.stats.msgs_cut += 1;
-            self.trace.record(now, Kind::Cut, to, from, size);
+            self.note(Kind::Cut, from, to, size, || {
+                "  cut at send (link down)".to_owned()
+            });
             return;
         }
         if self.nodes[to].is_none() {
             self.stats.msgs_dead += 1;
-            self.trace.record(now, Kind::Dead, to, from, size);
+            self.note(Kind::Dead, from, to, size, || {
+                "  dropped (receiver down)".to_owned()
+            });
             return;
         }
         let from_inc = self.incarnation[from];
@@ -564,7 +651,9 @@ impl<N: Node> Sim<N> {
         let copies = self.net.copies(&mut self.rng);
         if copies == 2 {
             self.stats.msgs_duplicated += 1;
-            self.trace.record(now, Kind::Duplicate, to, from, size);
+            self.note(Kind::Duplicate, from, to, size, || {
+                "  duplicated".to_owned()
+            });
             self.send_copy(from, from_inc, to, to_inc, size, msg.clone());
         }
         self.send_copy(from, from_inc, to, to_inc, size, msg);
@@ -581,7 +670,7 @@ impl<N: Node> Sim<N> {
     ) {
         if self.net.lost(&mut self.rng) {
             self.stats.msgs_lost += 1;
-            self.trace.record(self.now, Kind::Lost, to, from, size);
+            self.note(Kind::Lost, from, to, size, || "  lost".to_owned());
             return;
         }
         let delay = self.net.delay(&mut self.rng);

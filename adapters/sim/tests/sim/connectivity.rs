@@ -173,3 +173,38 @@ fn a_node_can_always_send_to_itself() {
     sim.run_for(5 * MS);
     assert_eq!(take_got(&mut sim).len(), 1);
 }
+
+#[test]
+fn connect_to_and_disconnect_from_touch_only_the_listed_nodes() {
+    // Nodes 0..3 are servers, 3 and 4 are clients.
+    let mut sim = five();
+    sim.disconnect_from(0, &[1, 2]);
+    assert!(!sim.is_connected(0));
+    let want = expect(5, |a, b| !matches!((a.min(b), a.max(b)), (0, 1) | (0, 2)));
+    assert_eq!(reachability(&mut sim), want);
+    // 1 is marked disconnected: connect_to(0, [1, 2]) links 0 with 2 only.
+    sim.disconnect_from(1, &[2]);
+    sim.connect_to(0, &[1, 2]);
+    assert!(sim.is_connected(0) && !sim.is_connected(1));
+    let want = expect(5, |a, b| !matches!((a.min(b), a.max(b)), (0, 1) | (1, 2)));
+    assert_eq!(reachability(&mut sim), want);
+}
+
+#[test]
+fn partition_within_keeps_other_nodes_links() {
+    // Servers 0..3 partitioned as {0}, {1, 2}; client 3 and 4 keep all their links.
+    let mut sim = five();
+    sim.partition_within(&[0, 1, 2], &[&[0], &[1, 2]]);
+    assert!((0..5).all(|i| sim.is_connected(i)));
+    let server_side = |i: usize| if i == 0 { 0 } else { 1 };
+    let want = expect(5, |a, b| {
+        a >= 3 || b >= 3 || server_side(a) == server_side(b)
+    });
+    assert_eq!(links(&sim), want);
+    assert_eq!(reachability(&mut sim), want);
+    // A server left out of every group is cut off from the servers only.
+    sim.partition_within(&[0, 1, 2], &[&[1, 2]]);
+    assert!(!sim.is_connected(0));
+    let want = expect(5, |a, b| a >= 3 || b >= 3 || (a != 0 && b != 0));
+    assert_eq!(reachability(&mut sim), want);
+}
