@@ -51,6 +51,8 @@ pub trait Node: Sized {
 /// leaves).
 pub enum Effect<N: Node> {
     /// Hand `msg` to the network for delivery to node `to` (which may be the sender itself).
+    /// `to` must be a node of the simulation (`< n`); anything else is a bug in the node or
+    /// its wrapper and makes the simulator panic.
     Send {
         /// Destination node.
         to: NodeId,

@@ -6,6 +6,7 @@ mod crashes;
 mod determinism;
 mod driving;
 mod network;
+mod property;
 mod seeds;
 mod speed;
 mod toy;
