@@ -232,6 +232,17 @@ mod tests {
         }
     }
 
+    /// Each line was sent as `ECHO <line>` to redis-server 7.0.15; the comment is its reply.
+    #[test]
+    fn quirks_checked_against_redis() {
+        ok(b"ECHO \x0ba\x0bb", &[b"ECHO", b"a\x0bb"]); // $3 a\vb
+        ok(br#"ECHO "\xZZ""#, &[b"ECHO", b"xZZ"]); // $3 xZZ
+        ok(br"ECHO 'a\nb'", &[b"ECHO", br"a\nb"]); // $4 a\nb
+        ok(b"ECHO \"a\"\x0b", &[b"ECHO", b"a"]); // $1 a
+        ok(br#"ECHO "\q\b""#, &[b"ECHO", b"q\x08"]); // $2 q\b
+        ok(b"ECHO x\ry", &[b"ECHO", b"x", b"y"]); // wrong number of arguments
+    }
+
     #[test]
     fn nul_ends_the_line() {
         ok(b"ECHO a\0b c", &[b"ECHO", b"a"]);
