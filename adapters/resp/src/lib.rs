@@ -63,7 +63,23 @@
 //! assert_eq!(&output[..], b"-ERR Protocol error: invalid bulk length\r\n");
 //! ```
 //!
+//! # Differences from Redis
+//!
+//! - Bulk data must be followed by CRLF ([`ProtocolError::MissingBulkCrlf`]); Redis
+//!   skips those two bytes unchecked. A header's CR must be followed by LF.
+//! - An array element that does not start with `$` is rejected as soon as its first
+//!   byte arrives; Redis waits for the rest of the line first.
+//! - An inline line longer than [`Limits::max_inline_len`] is rejected even when its
+//!   LF is already buffered, so the outcome does not depend on how the bytes were
+//!   split into reads. Redis checks only while the LF is missing.
+//! - A NUL byte in an inline line ends it (as in Redis's `sdssplitargs`), but the
+//!   LF after it is still found; Redis's `strchr` stops at the NUL and waits.
+//!
 //! # Memory
+//!
+//! [`Limits`] bound each header, string and array, not a whole request: an adapter
+//! should also cap its read buffer (Redis's `client-query-buffer-limit`, 1 GB).
+//! This is easy because the decoder leaves an incomplete request in the buffer.
 //!
 //! Arguments share the buffer they were read into, so a value kept for long (in a
 //! key-value store, say) keeps that whole read chunk alive. A server that stores
