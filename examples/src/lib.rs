@@ -1,1 +1,2 @@
 //! Example binaries live in `src/bin/`.
+pub mod mr;

@@ -201,15 +201,22 @@ pub fn sort_pairs(pairs: &mut [(&[u8], &[u8])]) {
 ///
 /// `use_combiner` applies the application's combiner per input, as a worker does; the
 /// lab's reference does not (pass `false` for the strict reference).
-pub fn sequential<'i>(
+///
+/// Inputs are `(name, contents)` pairs; each is dropped once mapped, so an iterator that
+/// reads files lazily keeps one input in memory at a time.
+pub fn sequential<N, C>(
     app: &dyn App,
-    inputs: impl IntoIterator<Item = (&'i str, &'i [u8])>,
+    inputs: impl IntoIterator<Item = (N, C)>,
     use_combiner: bool,
-) -> Result<Vec<u8>, AppError> {
+) -> Result<Vec<u8>, AppError>
+where
+    N: AsRef<str>,
+    C: AsRef<[u8]>,
+{
     let mut files = Vec::new();
     for (name, contents) in inputs {
         let mut emitter = Emitter::new(app, 1, use_combiner);
-        app.map(name, contents, &mut emitter)?;
+        app.map(name.as_ref(), contents.as_ref(), &mut emitter)?;
         files.extend(emitter.finish());
     }
     let mut pairs = Vec::new();
