@@ -111,6 +111,11 @@
 //! batch sizes 1, 16 and 256 (see `PERFORMANCE.md` in this crate).
 #![forbid(unsafe_code)]
 
+#[cfg(test)]
+extern crate self as stepwise_storage;
+
+#[cfg(test)]
+mod crash_tests;
 mod error;
 mod format;
 mod record;
