@@ -47,8 +47,11 @@ struct Leader {
 #[derive(Debug)]
 enum RoleState {
     Follower,
-    PreCandidate { granted: Vec<NodeId> },
-    Candidate { granted: Vec<NodeId> },
+    PreCandidate {
+        granted: Vec<NodeId>,
+    },
+    /// Votes are in `Node::votes_for_me`, which outlives the role within a term.
+    Candidate,
     Leader(Box<Leader>),
 }
 
@@ -79,6 +82,12 @@ pub struct Node {
     leader: Option<NodeId>,
     election_elapsed: u32,
     election_timeout: u32,
+    /// Consecutive elections that timed out without a result; widens the timeout range so
+    /// elections can finish on a network slower than the timeout (reset by a leader).
+    failed_elections: u32,
+    /// Real votes granted to this node in the current term (it voted for itself). Kept
+    /// across pre-vote rounds of the same term so late replies still count.
+    votes_for_me: Vec<NodeId>,
     /// Ticks since the node started (timestamps in-flight requests).
     now: u64,
     rng: oorandom::Rand64,
@@ -127,6 +136,8 @@ impl Node {
             leader: None,
             election_elapsed: 0,
             election_timeout: 0,
+            failed_elections: 0,
+            votes_for_me: Vec::new(),
             now: 0,
             announced: (persisted.hard_state.term, None),
             stats: Stats::default(),
@@ -180,7 +191,7 @@ impl Node {
         match self.role {
             RoleState::Follower => Role::Follower,
             RoleState::PreCandidate { .. } => Role::PreCandidate,
-            RoleState::Candidate { .. } => Role::Candidate,
+            RoleState::Candidate => Role::Candidate,
             RoleState::Leader(_) => Role::Leader,
         }
     }
@@ -255,6 +266,9 @@ impl Node {
         }
         self.election_elapsed += 1;
         if self.election_elapsed >= self.election_timeout {
+            if !matches!(self.role, RoleState::Follower) {
+                self.failed_elections = self.failed_elections.saturating_add(1);
+            }
             if self.cfg.pre_vote {
                 self.campaign_pre_vote(out);
             } else {
@@ -263,11 +277,16 @@ impl Node {
         }
     }
 
+    /// Draws a new election timeout: uniform in `[min, max]`, with the random part doubled
+    /// for each consecutive failed election (at most 8x), so that candidates on a slow or
+    /// lossy network spread out instead of splitting votes forever.
     fn reset_election_timer(&mut self) {
         self.election_elapsed = 0;
         let lo = u64::from(self.cfg.election_ticks_min);
         let hi = u64::from(self.cfg.election_ticks_max);
-        self.election_timeout = (lo + self.rng.rand_range(0..hi - lo + 1)) as u32;
+        let spread = (hi - lo + 1) << self.failed_elections.min(3);
+        self.election_timeout =
+            u32::try_from(lo + self.rng.rand_range(0..spread)).unwrap_or(u32::MAX);
     }
 
     /// Whether this node heard from a live leader recently enough to refuse to help
@@ -309,10 +328,10 @@ impl Node {
         self.reset_election_timer();
         self.term += 1;
         self.vote = Some(self.cfg.id);
+        self.votes_for_me.clear();
+        self.votes_for_me.push(self.cfg.id);
         self.leader = None;
-        self.role = RoleState::Candidate {
-            granted: vec![self.cfg.id],
-        };
+        self.role = RoleState::Candidate;
         out.push(Action::SaveHardState(self.hard_state()));
         if self.peers.is_empty() {
             self.become_leader(out);
@@ -389,11 +408,15 @@ impl Node {
                     self.campaign(out);
                 }
             }
-            RoleState::Candidate { granted } if !pre_vote && term == self.term => {
-                if !granted.contains(&from) {
-                    granted.push(from);
+            RoleState::Candidate | RoleState::PreCandidate { .. }
+                if !pre_vote && term == self.term && self.vote == Some(self.cfg.id) =>
+            {
+                // A vote for us in our term counts even if our timer already moved us on
+                // to a new pre-vote round of the same term.
+                if !self.votes_for_me.contains(&from) {
+                    self.votes_for_me.push(from);
                 }
-                if granted.len() >= quorum {
+                if self.votes_for_me.len() >= quorum {
                     self.become_leader(out);
                 }
             }
@@ -405,6 +428,7 @@ impl Node {
         if term > self.term {
             self.term = term;
             self.vote = None;
+            self.votes_for_me.clear();
             out.push(Action::SaveHardState(self.hard_state()));
         }
         if let RoleState::Leader(l) = &mut self.role {
@@ -424,6 +448,7 @@ impl Node {
     }
 
     fn become_leader(&mut self, out: &mut Vec<Action>) {
+        self.failed_elections = 0;
         let next = self.log.last_index() + 1;
         self.role = RoleState::Leader(Box::new(Leader {
             progress: self
@@ -1078,6 +1103,7 @@ impl Node {
             }
             RoleState::Follower if self.leader == Some(from) => {
                 self.election_elapsed = 0;
+                self.failed_elections = 0;
                 true
             }
             RoleState::Follower if self.leader.is_some() => {
@@ -1085,6 +1111,7 @@ impl Node {
                 false
             }
             _ => {
+                self.failed_elections = 0;
                 self.become_follower(self.term, Some(from), out);
                 true
             }

@@ -34,7 +34,8 @@ pub struct NetConfig {
     pub max_delay: Time,
     /// The lab's `LongReordering`: with probability 2/3 ([`LONG_REORDER_PROBABILITY`]) add
     /// `200 ms + rand(0..rand(0..2000)) ms` (200-2200 ms, skewed low). The lab applies this
-    /// to RPC replies; here it applies to every message.
+    /// to RPC replies; here it applies to every message for which
+    /// [`Node::reorderable`](crate::Node::reorderable) is true (all, by default).
     pub long_reordering: bool,
     /// The lab's `LongDelays`, adapted to messages: with probability
     /// [`LONG_DELAY_PROBABILITY`] add a uniform extra delay in `[0, 7 s)`
@@ -80,8 +81,10 @@ impl NetConfig {
         self.loss > 0.0 && rng.rand_float() < self.loss
     }
 
-    /// Draws the delay of one copy.
-    pub(crate) fn delay(&self, rng: &mut Rand64) -> Time {
+    /// Draws the delay of one copy. Long reordering applies only to `reorderable`
+    /// messages (see [`Node::reorderable`](crate::Node::reorderable)); the random draws are
+    /// the same either way, so runs stay comparable.
+    pub(crate) fn delay(&self, rng: &mut Rand64, reorderable: bool) -> Time {
         let mut delay = uniform_inclusive(rng, self.min_delay, self.max_delay);
         if self.long_reordering && rng.rand_float() < LONG_REORDER_PROBABILITY {
             let bound = rng.rand_range(0..2000);
@@ -90,7 +93,9 @@ impl NetConfig {
             } else {
                 rng.rand_range(0..bound)
             };
-            delay += 200 * MS + extra * MS;
+            if reorderable {
+                delay += 200 * MS + extra * MS;
+            }
         }
         if self.long_delays && rng.rand_float() < LONG_DELAY_PROBABILITY {
             delay += rng.rand_range(0..LONG_DELAY_MAX);

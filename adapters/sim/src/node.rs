@@ -43,6 +43,14 @@ pub trait Node: Sized {
 
     /// Bytes this message would take on the wire (feeds the byte counters in [`Stats`](crate::Stats)).
     fn wire_size(msg: &Self::Msg) -> usize;
+
+    /// Whether [`NetConfig::long_reordering`](crate::NetConfig::long_reordering) may hold
+    /// this message back. The lab holds back only RPC replies; a node type whose messages
+    /// are requests and replies can say which are replies to get the lab's behaviour.
+    /// Default: every message.
+    fn reorderable(_msg: &Self::Msg) -> bool {
+        true
+    }
 }
 
 /// One thing a node asks the simulator to do. Effects are carried out in the order they

@@ -673,7 +673,7 @@ impl<N: Node> Sim<N> {
             self.note(Kind::Lost, from, to, size, || "  lost".to_owned());
             return;
         }
-        let delay = self.net.delay(&mut self.rng);
+        let delay = self.net.delay(&mut self.rng, N::reorderable(&msg));
         self.push(
             self.now + delay,
             Event::Deliver {

@@ -18,7 +18,10 @@ fn initial_election() {
         let term2 = t.check_terms();
         // The lab only warns here; with pre-vote and check-quorum a stable cluster must not
         // change terms at all, so we assert it.
-        assert_eq!(term1, term2, "term changed even though there were no failures");
+        assert_eq!(
+            term1, term2,
+            "term changed even though there were no failures"
+        );
         t.check_one_leader();
     });
 }

@@ -93,7 +93,12 @@ fn schedule(seed: u64) {
     t.wait(index, n, None);
     t.check_safety();
     if std::env::var("STEPWISE_DEBUG").is_ok() {
-        eprintln!("seed {seed}: now={} events={} max_index={index} stats={:?}", t.sim.now(), t.sim.stats().events, t.sim.stats().total);
+        eprintln!(
+            "seed {seed}: now={} events={} max_index={index} stats={:?}",
+            t.sim.now(),
+            t.sim.stats().events,
+            t.sim.stats().total
+        );
     }
 }
 
@@ -102,4 +107,3 @@ fn schedule(seed: u64) {
 fn random_fault_schedules() {
     sim_seeds!(FAULT_SEEDS, schedule);
 }
-

@@ -30,7 +30,10 @@ pub enum Out {
     /// An entry was applied (`None` for a leader no-op).
     Applied { index: Index, cmd: Option<Bytes> },
     /// A snapshot from the leader replaced the service state.
-    Installed { index: Index, cmds: Vec<Option<Bytes>> },
+    Installed {
+        index: Index,
+        cmds: Vec<Option<Bytes>>,
+    },
     /// Answer to `Start`.
     Proposed { index: Index, term: Term },
     /// Answer to `Start` on a non-leader.
@@ -121,7 +124,8 @@ impl Server {
                 if self.snapshot_mode && (index + 1) % SNAPSHOT_INTERVAL == 0 {
                     let data = encode_snapshot(&self.cmds);
                     let mut more = Vec::new();
-                    self.raft.step_into(Input::Snapshot { index, data }, &mut more);
+                    self.raft
+                        .step_into(Input::Snapshot { index, data }, &mut more);
                     for a in more {
                         self.carry_out(a, out);
                     }
@@ -142,7 +146,8 @@ impl Server {
                 out.push(Effect::Output(Out::Proposed { index, term }))
             }
             Action::NotLeader { .. } => out.push(Effect::Output(Out::NotLeader)),
-            Action::ReadReady { .. } | Action::ReadFailed { .. } | Action::LeaderChanged { .. } => {}
+            Action::ReadReady { .. } | Action::ReadFailed { .. } | Action::LeaderChanged { .. } => {
+            }
         }
     }
 }
@@ -161,7 +166,9 @@ impl stepwise_sim::Node for Server {
     fn on_message(&mut self, _now: Time, from: NodeId, msg: Message, out: &mut Vec<Effect<Self>>) {
         if matches!(
             msg,
-            Message::RequestVote { .. } | Message::AppendEntries { .. } | Message::InstallSnapshot { .. }
+            Message::RequestVote { .. }
+                | Message::AppendEntries { .. }
+                | Message::InstallSnapshot { .. }
         ) {
             self.requests_received += 1;
         }
@@ -184,6 +191,14 @@ impl stepwise_sim::Node for Server {
 
     fn wire_size(msg: &Message) -> usize {
         postcard::experimental::serialized_size(msg).unwrap_or(0)
+    }
+
+    /// The lab's long reordering holds back RPC replies only.
+    fn reorderable(msg: &Message) -> bool {
+        matches!(
+            msg,
+            Message::VoteReply { .. } | Message::AppendReply { .. } | Message::SnapshotReply { .. }
+        )
     }
 }
 
@@ -220,9 +235,12 @@ impl Tester {
         } else {
             NetConfig::unreliable()
         };
-        let sim = Sim::new(config, n, move |id, durable: &Persisted, seed| {
+        let mut sim = Sim::new(config, n, move |id, durable: &Persisted, seed| {
             Server::boot(lab_config(id, n, seed), durable, snapshot_mode)
         });
+        if std::env::var("STEPWISE_TRACE").is_ok() {
+            sim.keep_event_log(400);
+        }
         Tester {
             sim,
             n,
@@ -300,8 +318,7 @@ impl Tester {
                     Payload::Command(b) => Some(b.clone()),
                 });
                 assert_eq!(
-                    have,
-                    cmd,
+                    have, cmd,
                     "leader completeness: new leader {i} of term {term} lacks committed index {index}"
                 );
             }
@@ -534,7 +551,15 @@ impl Tester {
                 self.sleep(50 * MS);
             }
         }
-        panic!("one({c:?}) failed to reach agreement within 10 s");
+        if std::env::var("STEPWISE_TRACE").is_ok() {
+            for line in self.sim.event_log() {
+                eprintln!("{line}");
+            }
+        }
+        panic!(
+            "one({c:?}) failed to reach agreement within 10 s\n{}",
+            self.dump()
+        );
     }
 
     /// The lab's `wait(index, n, startTerm)`: None if a term moved past `start_term`.
@@ -562,6 +587,34 @@ impl Tester {
         let (nd, cmd) = self.n_committed(index);
         assert!(nd >= n, "only {nd} decided for index {index}; wanted {n}");
         cmd.flatten()
+    }
+
+    /// One line per server describing its Raft state (for failure messages).
+    pub fn dump(&self) -> String {
+        let mut s = String::new();
+        for i in 0..self.n {
+            match self.sim.node(i) {
+                None => s += &format!("server {i}: down\n"),
+                Some(srv) => {
+                    let r = &srv.raft;
+                    s += &format!(
+                        "server {i}: connected={} term={} role={:?} leader={:?} commit={} applied={} last={} (term {}) snap={} matches={:?} stats={:?}\n",
+                        self.sim.is_connected(i),
+                        r.term(),
+                        r.role(),
+                        r.leader(),
+                        r.commit_index(),
+                        r.applied_index(),
+                        r.log().last_index(),
+                        r.log().last_term(),
+                        r.log().snapshot_meta().index,
+                        r.match_indexes(),
+                        r.stats(),
+                    )
+                }
+            }
+        }
+        s
     }
 
     /// Cuts server i off the network (it keeps running).

@@ -264,7 +264,13 @@ fn churn(seed: u64, unreliable: bool) {
         let until = t.sim.now() + 700 * MS;
         while t.sim.now() < until {
             for c in 0..3 {
-                client_step(&mut t, c, &mut client_next, &mut client_wait, &mut committed);
+                client_step(
+                    &mut t,
+                    c,
+                    &mut client_next,
+                    &mut client_wait,
+                    &mut committed,
+                );
             }
             t.sleep(5 * MS);
         }
@@ -286,7 +292,10 @@ fn churn(seed: u64, unreliable: bool) {
         really.insert(u64::from_le_bytes(v[..].try_into().unwrap()));
     }
     for x in &committed {
-        assert!(really.contains(x), "didn't find a value {x} in the final log");
+        assert!(
+            really.contains(x),
+            "didn't find a value {x} in the final log"
+        );
     }
 }
 
