@@ -1,0 +1,2 @@
+//! Placeholder: filled in by the adapters issue.
+#![forbid(unsafe_code)]
