@@ -1,126 +1,157 @@
-//! The set of linearized operations and the memo table of visited configurations.
+//! The data structures behind the memoization: the set of linearized operations, interned
+//! model states, and the table of visited configurations.
 //!
 //! A configuration of the search is (set of operations linearized so far, model state).
 //! Reaching the same configuration twice cannot lead anywhere new, so the search
 //! remembers every configuration it has entered (Lowe's memoization, as in Porcupine).
+//!
+//! Two things keep the table small. States are interned, so a configuration stores a
+//! `u32` state id. And the linearized set is stored relative to its *front*, the first return
+//! event of a complete operation not yet linearized: every operation returning before the
+//! front is linearized, none called after it is, so the set is fully described by the front
+//! and one bit per operation open across it (usually a few dozen, not the whole history).
 
 use std::collections::HashMap;
 use std::hash::Hash;
 
 use crate::hash::{BuildIdentity, fx_hash, mix64};
 
-/// A fixed-size set of operation indices with an incrementally maintained hash.
-///
-/// The hash is the XOR of a per-index random word (Zobrist hashing), so setting or
-/// clearing a bit updates it in O(1) instead of rehashing all words.
+/// A fixed-size set of operation indices.
 #[derive(Debug, Clone)]
 pub(crate) struct Bitset {
     words: Vec<u64>,
-    hash: u64,
 }
 
 impl Bitset {
     /// An empty set able to hold indices `0..len`.
     pub(crate) fn new(len: usize) -> Self {
         Self {
-            words: vec![0; len.div_ceil(64).max(1)],
-            hash: 0,
+            words: vec![0; len.div_ceil(64)],
         }
     }
 
     #[inline]
-    fn zobrist(index: u32) -> u64 {
-        mix64(u64::from(index))
-    }
-
-    /// Adds `index`. The caller guarantees it was absent (the search only adds an operation
-    /// it has not linearized yet), which keeps the hash consistent.
-    #[inline]
     pub(crate) fn insert(&mut self, index: u32) {
-        let (word, bit) = (index as usize / 64, index % 64);
-        debug_assert_eq!(self.words[word] >> bit & 1, 0, "bit {index} already set");
-        self.words[word] |= 1 << bit;
-        self.hash ^= Self::zobrist(index);
+        self.words[index as usize / 64] |= 1 << (index % 64);
     }
 
-    /// Removes `index`, which the caller guarantees is present.
     #[inline]
     pub(crate) fn remove(&mut self, index: u32) {
-        let (word, bit) = (index as usize / 64, index % 64);
-        debug_assert_eq!(self.words[word] >> bit & 1, 1, "bit {index} not set");
-        self.words[word] &= !(1 << bit);
-        self.hash ^= Self::zobrist(index);
+        self.words[index as usize / 64] &= !(1 << (index % 64));
     }
 
-    /// The hash of the set (independent of insertion order).
     #[inline]
-    pub(crate) fn hash(&self) -> u64 {
-        self.hash
+    pub(crate) fn contains(&self, index: u32) -> bool {
+        self.words[index as usize / 64] >> (index % 64) & 1 == 1
     }
-
-    /// The words, 64 indices per word.
-    #[inline]
-    pub(crate) fn words(&self) -> &[u64] {
-        &self.words
-    }
-}
-
-/// The visited configurations.
-///
-/// Entries live in flat arrays (bitset words back to back, states in a `Vec`); the hash map
-/// only maps a hash to the newest entry with that hash, and entries with equal hashes are
-/// chained through `next`.
-pub(crate) struct Memo<S> {
-    heads: HashMap<u64, u32, BuildIdentity>,
-    next: Vec<u32>,
-    bits: Vec<u64>,
-    states: Vec<S>,
-    words: usize,
 }
 
 const NONE: u32 = u32::MAX;
 
-impl<S: Clone + Eq + Hash> Memo<S> {
-    /// An empty table for bitsets of `words` words.
-    pub(crate) fn new(words: usize) -> Self {
+/// Converts a table length to an id. Four billion entries would not fit in memory first.
+fn id(len: usize) -> u32 {
+    u32::try_from(len).expect("more than 2^32 memo entries")
+}
+
+/// Every distinct state seen, each stored once and named by a `u32`.
+pub(crate) struct Interner<S> {
+    heads: HashMap<u64, u32, BuildIdentity>,
+    next: Vec<u32>,
+    states: Vec<S>,
+}
+
+impl<S: Eq + Hash> Interner<S> {
+    pub(crate) fn new() -> Self {
         Self {
             heads: HashMap::default(),
             next: Vec::new(),
-            bits: Vec::new(),
             states: Vec::new(),
-            words,
         }
     }
 
-    /// Records the configuration `(set, state)`; returns `false` if it was already there.
-    pub(crate) fn insert(&mut self, set: &Bitset, state: &S) -> bool {
-        debug_assert_eq!(set.words().len(), self.words);
-        let hash = set.hash() ^ mix64(fx_hash(state));
-        let mut at = self.heads.get(&hash).copied().unwrap_or(NONE);
-        let head = at;
+    /// The id of `state`, adding it if new.
+    pub(crate) fn intern(&mut self, state: S) -> u32 {
+        let hash = fx_hash(&state);
+        let head = self.heads.get(&hash).copied().unwrap_or(NONE);
+        let mut at = head;
         while at != NONE {
-            let i = at as usize;
-            if self.bits[i * self.words..(i + 1) * self.words] == *set.words()
-                && self.states[i] == *state
+            if self.states[at as usize] == state {
+                return at;
+            }
+            at = self.next[at as usize];
+        }
+        let new = id(self.states.len());
+        self.states.push(state);
+        self.next.push(head);
+        self.heads.insert(hash, new);
+        new
+    }
+
+    /// The state named `id`.
+    #[inline]
+    pub(crate) fn get(&self, id: u32) -> &S {
+        &self.states[id as usize]
+    }
+}
+
+/// One visited configuration: front event, state id and the bits of the open operations
+/// (`bits_len` words at `bits_at` in the shared arena).
+struct Entry {
+    front: u32,
+    state: u32,
+    bits_at: u32,
+    bits_len: u32,
+    next: u32,
+}
+
+/// The visited configurations.
+pub(crate) struct Memo {
+    heads: HashMap<u64, u32, BuildIdentity>,
+    entries: Vec<Entry>,
+    bits: Vec<u64>,
+}
+
+impl Memo {
+    pub(crate) fn new() -> Self {
+        Self {
+            heads: HashMap::default(),
+            entries: Vec::new(),
+            bits: Vec::new(),
+        }
+    }
+
+    /// Records the configuration; returns `false` if it was already there.
+    pub(crate) fn insert(&mut self, front: u32, state: u32, open_bits: &[u64]) -> bool {
+        let hash = mix64(fx_hash(&(front, state, open_bits)));
+        let head = self.heads.get(&hash).copied().unwrap_or(NONE);
+        let mut at = head;
+        while at != NONE {
+            let e = &self.entries[at as usize];
+            if e.front == front
+                && e.state == state
+                && self.bits[e.bits_at as usize..][..e.bits_len as usize] == *open_bits
             {
                 return false;
             }
-            at = self.next[i];
+            at = e.next;
         }
-        // More than 4 billion configurations would not fit in memory anyway; saturating
-        // keeps the chain well-formed if it ever happened.
-        let index = u32::try_from(self.states.len()).unwrap_or(NONE - 1);
-        self.next.push(head);
-        self.bits.extend_from_slice(set.words());
-        self.states.push(state.clone());
-        self.heads.insert(hash, index);
+        let new = id(self.entries.len());
+        self.entries.push(Entry {
+            front,
+            state,
+            bits_at: id(self.bits.len()),
+            bits_len: id(open_bits.len()),
+            next: head,
+        });
+        self.bits.extend_from_slice(open_bits);
+        self.heads.insert(hash, new);
         true
     }
 
     /// Number of configurations recorded.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.states.len()
+        self.entries.len()
     }
 }
 
@@ -129,38 +160,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bitset_hash_is_order_independent() {
-        let mut a = Bitset::new(130);
-        let mut b = Bitset::new(130);
-        for i in [3, 64, 129] {
-            a.insert(i);
+    fn bitset_insert_remove_contains() {
+        let mut set = Bitset::new(130);
+        for i in [0, 63, 64, 129] {
+            assert!(!set.contains(i));
+            set.insert(i);
+            assert!(set.contains(i));
         }
-        for i in [129, 3, 64] {
-            b.insert(i);
-        }
-        assert_eq!(a.hash(), b.hash());
-        assert_eq!(a.words(), b.words());
-        a.remove(64);
-        assert_ne!(a.hash(), b.hash());
-        b.remove(64);
-        assert_eq!(a.hash(), b.hash());
-        let empty = Bitset::new(130);
-        a.remove(3);
-        a.remove(129);
-        assert_eq!(a.hash(), empty.hash());
-        assert_eq!(a.words(), empty.words());
+        set.remove(64);
+        assert!(!set.contains(64));
+        assert!(set.contains(63) && set.contains(129));
     }
 
     #[test]
-    fn memo_detects_repeats_by_set_and_state() {
-        let mut memo = Memo::new(1);
-        let mut set = Bitset::new(10);
-        assert!(memo.insert(&set, &"a"));
-        assert!(!memo.insert(&set, &"a"));
-        assert!(memo.insert(&set, &"b"));
-        set.insert(4);
-        assert!(memo.insert(&set, &"a"));
-        assert!(!memo.insert(&set, &"a"));
-        assert_eq!(memo.len(), 3);
+    fn interner_gives_equal_states_one_id() {
+        let mut interner = Interner::new();
+        let a = interner.intern("a".to_string());
+        let b = interner.intern("b".to_string());
+        assert_ne!(a, b);
+        assert_eq!(interner.intern("a".to_string()), a);
+        assert_eq!(interner.get(b), "b");
+    }
+
+    #[test]
+    fn memo_detects_repeats_by_front_state_and_bits() {
+        let mut memo = Memo::new();
+        assert!(memo.insert(3, 0, &[0b101]));
+        assert!(!memo.insert(3, 0, &[0b101]));
+        assert!(memo.insert(3, 0, &[0b100]));
+        assert!(memo.insert(3, 1, &[0b101]));
+        assert!(memo.insert(4, 0, &[0b101]));
+        assert!(memo.insert(4, 0, &[]));
+        assert!(!memo.insert(4, 0, &[]));
+        assert_eq!(memo.len(), 5);
     }
 }

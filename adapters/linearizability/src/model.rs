@@ -45,4 +45,17 @@ pub trait Model {
 
     /// The partition `input` belongs to.
     fn partition(&self, input: &Self::Input) -> Self::Key;
+
+    /// Whether this operation, with this output, leaves the state unchanged in every state
+    /// where it is legal: a read. Defaults to `false`, which is always correct.
+    ///
+    /// Returning `true` lets the checker linearize a read as soon as it is legal without
+    /// trying alternatives (sound: a legal read can always be moved earlier, up to any point
+    /// after its call, where it sees the same state), which prunes most of the search on
+    /// read-heavy histories. Returning `true` for an operation that can change the state
+    /// makes the checker wrong.
+    fn is_read_only(&self, input: &Self::Input, output: Option<&Self::Output>) -> bool {
+        let _ = (input, output);
+        false
+    }
 }

@@ -12,7 +12,7 @@
 use std::time::Instant;
 
 use crate::history::Operation;
-use crate::memo::{Bitset, Memo};
+use crate::memo::{Bitset, Interner, Memo};
 use crate::model::Model;
 
 /// "No node": end of list.
@@ -56,6 +56,11 @@ struct Events {
     nodes: Vec<Node>,
     call_node: Vec<u32>,
     ret_node: Vec<u32>,
+    /// For the return node `r` of a complete operation: the other operations open across it
+    /// (called before, returning after), in call order, at
+    /// `window_ops[window_start[r - 1]..window_start[r]]`.
+    window_start: Vec<u32>,
+    window_ops: Vec<u32>,
 }
 
 impl Events {
@@ -73,6 +78,24 @@ impl Events {
             }
         }
         events.sort_unstable();
+        // Within a run of consecutive calls the order only decides which candidate the search
+        // tries first (a call cannot move past a return: that would break real time). Try
+        // the one returning first: its linearization point is the most constrained.
+        let mut run = 0;
+        while run < events.len() {
+            let end = events[run..]
+                .iter()
+                .position(|e| e.1 == 1)
+                .map_or(events.len(), |p| run + p);
+            events[run..end].sort_unstable_by_key(|&(call, _, _, op)| {
+                (
+                    ops[op as usize].effective_return().unwrap_or(u64::MAX),
+                    call,
+                    op,
+                )
+            });
+            run = end + 1;
+        }
         let n = events.len() as u32;
         let mut nodes = Vec::with_capacity(events.len() + 1);
         nodes.push(Node {
@@ -97,10 +120,47 @@ impl Events {
                 ret_node[op as usize] = index;
             }
         }
+        // Sweep the events keeping the open operations in call order.
+        let mut window_start = Vec::with_capacity(nodes.len() + 1);
+        let mut window_ops = Vec::new();
+        let mut open: Vec<u32> = Vec::new();
+        window_start.push(0);
+        for node in &nodes[1..] {
+            if node.call {
+                open.push(node.op);
+            } else if let Some(at) = open.iter().position(|&op| op == node.op) {
+                open.remove(at);
+                if ops[node.op as usize].is_complete() {
+                    window_ops.extend_from_slice(&open);
+                }
+            }
+            window_start.push(window_ops.len() as u32);
+        }
         Self {
             nodes,
             call_node,
             ret_node,
+            window_start,
+            window_ops,
+        }
+    }
+
+    /// The operations open across the return node `front`.
+    #[inline]
+    fn window(&self, front: u32) -> &[u32] {
+        let from = self.window_start[front as usize - 1] as usize;
+        let to = self.window_start[front as usize] as usize;
+        &self.window_ops[from..to]
+    }
+
+    /// The first return node after `node` in the current list.
+    #[inline]
+    fn next_return(&self, mut node: u32) -> u32 {
+        loop {
+            node = self.nodes[node as usize].next;
+            if node == NIL || !self.nodes[node as usize].call {
+                return node;
+            }
         }
     }
 
@@ -134,6 +194,200 @@ impl Events {
     }
 }
 
+/// Where the search goes next.
+#[derive(Debug, Clone, Copy)]
+enum Next {
+    /// A new configuration was entered: look for a legal read to commit to.
+    Enter,
+    /// Try the candidates from this node on.
+    Scan(u32),
+    /// The current configuration cannot be extended: undo the last linearization.
+    Backtrack,
+}
+
+/// One linearized operation on the search stack.
+#[derive(Debug, Clone, Copy)]
+struct Frame {
+    /// Its call node.
+    call: u32,
+    /// The state and front before it.
+    state: u32,
+    front: u32,
+    /// A read taken without trying alternatives: if it fails, so does its parent.
+    forced: bool,
+}
+
+/// The search over one partition (see the module docs).
+struct Search<'a, M: Model> {
+    model: &'a M,
+    ops: &'a [&'a Operation<M::Input, M::Output>],
+    read_only: Vec<bool>,
+    events: Events,
+    /// Complete operations not yet linearized.
+    remaining: usize,
+    linearized: Bitset,
+    states: Interner<M::State>,
+    memo: Memo,
+    open_bits: Vec<u64>,
+    state: u32,
+    /// The first return node in the list: the front of the linearized set (see `memo`).
+    front: u32,
+    stack: Vec<Frame>,
+    /// The furthest return event the search got stuck at, and how it got there.
+    best_cut: u32,
+    best_stuck: u32,
+    best_linearized: Vec<u32>,
+}
+
+/// What trying to linearize one operation gave.
+enum Tried {
+    /// Linearized: a new configuration.
+    Entered,
+    /// Every complete operation is linearized.
+    Done,
+    /// Illegal step, or a configuration already explored.
+    Rejected,
+}
+
+impl<M: Model> Search<'_, M> {
+    /// Linearizes the operation of call node `call`, moving to the state `next`, if the
+    /// resulting configuration is new.
+    fn linearize(&mut self, call: u32, next: u32, forced: bool) -> Tried {
+        let op = self.events.nodes[call as usize].op;
+        let complete = self.ops[op as usize].is_complete();
+        if complete && self.remaining == 1 {
+            return Tried::Done;
+        }
+        // Lifting this operation moves the front only if its return was the front.
+        let next_front = if self.events.ret_node[op as usize] == self.front {
+            self.events.next_return(self.front)
+        } else {
+            self.front
+        };
+        self.linearized.insert(op);
+        let window = self.events.window(next_front);
+        self.open_bits.clear();
+        self.open_bits.resize(window.len().div_ceil(64), 0);
+        for (i, &other) in window.iter().enumerate() {
+            if self.linearized.contains(other) {
+                self.open_bits[i / 64] |= 1 << (i % 64);
+            }
+        }
+        if !self.memo.insert(next_front, next, &self.open_bits) {
+            self.linearized.remove(op);
+            return Tried::Rejected;
+        }
+        self.stack.push(Frame {
+            call,
+            state: self.state,
+            front: self.front,
+            forced,
+        });
+        self.state = next;
+        self.front = next_front;
+        if complete {
+            self.remaining -= 1;
+        }
+        self.events.lift(call);
+        Tried::Entered
+    }
+
+    /// On entering a configuration: if some candidate is a legal read, commit to it.
+    fn enter(&mut self) -> Result<Next, Outcome> {
+        let mut node = self.events.nodes[HEAD as usize].next;
+        while node != NIL && self.events.nodes[node as usize].call {
+            let op = self.events.nodes[node as usize].op as usize;
+            if self.read_only[op] {
+                let o = self.ops[op];
+                let state = self.states.get(self.state);
+                if self
+                    .model
+                    .step(state, &o.input, o.output.as_ref())
+                    .is_some()
+                {
+                    // A read leaves the state as it is, so keep the interned id. If the
+                    // configuration with the read was explored already, it failed, and so
+                    // does this one.
+                    return match self.linearize(node, self.state, true) {
+                        Tried::Entered => Ok(Next::Enter),
+                        Tried::Done => Err(Outcome::Linearizable),
+                        Tried::Rejected => Ok(Next::Backtrack),
+                    };
+                }
+            }
+            node = self.events.nodes[node as usize].next;
+        }
+        Ok(Next::Scan(self.events.nodes[HEAD as usize].next))
+    }
+
+    /// Tries the candidate at `entry`, or records being stuck at a return.
+    fn scan(&mut self, entry: u32) -> Result<Next, Outcome> {
+        // While a complete operation is unlinearized its return node is in the list, and the
+        // scan stops there at the latest, so `entry` cannot run off the end.
+        debug_assert_ne!(entry, NIL);
+        let node = self.events.nodes[entry as usize];
+        if !node.call {
+            // The return of an operation we failed to linearize before it.
+            if entry > self.best_cut {
+                self.best_cut = entry;
+                self.best_stuck = node.op;
+                self.best_linearized.clear();
+                let nodes = &self.events.nodes;
+                self.best_linearized
+                    .extend(self.stack.iter().map(|f| nodes[f.call as usize].op));
+            }
+            return Ok(Next::Backtrack);
+        }
+        // Reads were tried on entering this configuration: none is legal here.
+        if self.read_only[node.op as usize] {
+            return Ok(Next::Scan(node.next));
+        }
+        let o = self.ops[node.op as usize];
+        let Some(next) = self
+            .model
+            .step(self.states.get(self.state), &o.input, o.output.as_ref())
+        else {
+            return Ok(Next::Scan(node.next));
+        };
+        let next = self.states.intern(next);
+        match self.linearize(entry, next, false) {
+            Tried::Entered => Ok(Next::Enter),
+            Tried::Done => Err(Outcome::Linearizable),
+            Tried::Rejected => Ok(Next::Scan(node.next)),
+        }
+    }
+
+    /// Undoes the last linearization.
+    fn backtrack(&mut self) -> Result<Next, Outcome> {
+        let Some(frame) = self.stack.pop() else {
+            let open = open_ops(
+                &self.events,
+                self.best_cut,
+                self.best_stuck,
+                &self.best_linearized,
+            );
+            return Err(Outcome::Illegal {
+                stuck: self.best_stuck,
+                linearized: std::mem::take(&mut self.best_linearized),
+                open,
+            });
+        };
+        let op = self.events.nodes[frame.call as usize].op;
+        self.linearized.remove(op);
+        if self.ops[op as usize].is_complete() {
+            self.remaining += 1;
+        }
+        self.state = frame.state;
+        self.front = frame.front;
+        self.events.unlift(frame.call);
+        Ok(if frame.forced {
+            Next::Backtrack
+        } else {
+            Next::Scan(self.events.nodes[frame.call as usize].next)
+        })
+    }
+}
+
 /// Checks one partition. `ops` are the partition's operations; the indices in the outcome
 /// refer to this slice.
 pub(crate) fn check_partition<M: Model>(
@@ -145,72 +399,48 @@ pub(crate) fn check_partition<M: Model>(
         ops.len() < (u32::MAX / 2) as usize,
         "a partition of more than 2^31 operations cannot be checked"
     );
-    let mut events = Events::new(ops);
-    let mut remaining = ops.iter().filter(|op| op.is_complete()).count();
-    let mut linearized = Bitset::new(ops.len());
-    let mut memo = Memo::new(linearized.words().len());
-    let mut state = model.init();
-    // The linearization so far: (call node, state before it).
-    let mut calls: Vec<(u32, M::State)> = Vec::new();
-    // The furthest return event the search got stuck at, and how it got there.
-    let mut best_cut = 0u32;
-    let mut best_stuck = NIL;
-    let mut best_linearized: Vec<u32> = Vec::new();
-
-    let mut entry = events.nodes[HEAD as usize].next;
+    let remaining = ops.iter().filter(|op| op.is_complete()).count();
+    if remaining == 0 {
+        return Outcome::Linearizable;
+    }
+    let events = Events::new(ops);
+    let mut states = Interner::new();
+    let state = states.intern(model.init());
+    let mut search = Search {
+        model,
+        ops,
+        read_only: ops
+            .iter()
+            .map(|op| model.is_read_only(&op.input, op.output.as_ref()))
+            .collect(),
+        front: events.next_return(HEAD),
+        events,
+        remaining,
+        linearized: Bitset::new(ops.len()),
+        states,
+        memo: Memo::new(),
+        open_bits: Vec::new(),
+        state,
+        stack: Vec::new(),
+        best_cut: 0,
+        best_stuck: NIL,
+        best_linearized: Vec::new(),
+    };
+    let mut next = Next::Enter;
     let mut ticks = 0u32;
     loop {
-        if remaining == 0 {
-            return Outcome::Linearizable;
-        }
         ticks = ticks.wrapping_add(1);
         if ticks.is_multiple_of(CLOCK_EVERY) && deadline.is_some_and(|d| Instant::now() >= d) {
             return Outcome::TimedOut;
         }
-        // While a complete operation is unlinearized its return node is in the list, and the
-        // scan stops there at the latest, so `entry` cannot run off the end.
-        debug_assert_ne!(entry, NIL);
-        let node = events.nodes[entry as usize];
-        if node.call {
-            let op = ops[node.op as usize];
-            if let Some(next_state) = model.step(&state, &op.input, op.output.as_ref()) {
-                linearized.insert(node.op);
-                if memo.insert(&linearized, &next_state) {
-                    calls.push((entry, std::mem::replace(&mut state, next_state)));
-                    if op.is_complete() {
-                        remaining -= 1;
-                    }
-                    events.lift(entry);
-                    entry = events.nodes[HEAD as usize].next;
-                    continue;
-                }
-                linearized.remove(node.op);
-            }
-            entry = node.next;
-        } else {
-            // The return of an operation we failed to linearize before it.
-            if entry > best_cut {
-                best_cut = entry;
-                best_stuck = node.op;
-                best_linearized.clear();
-                best_linearized.extend(calls.iter().map(|&(c, _)| events.nodes[c as usize].op));
-            }
-            let Some((call, previous)) = calls.pop() else {
-                let open = open_ops(&events, best_cut, best_stuck, &best_linearized);
-                return Outcome::Illegal {
-                    stuck: best_stuck,
-                    linearized: best_linearized,
-                    open,
-                };
-            };
-            let op = events.nodes[call as usize].op;
-            linearized.remove(op);
-            if ops[op as usize].is_complete() {
-                remaining += 1;
-            }
-            state = previous;
-            events.unlift(call);
-            entry = events.nodes[call as usize].next;
+        let step = match next {
+            Next::Enter => search.enter(),
+            Next::Scan(entry) => search.scan(entry),
+            Next::Backtrack => search.backtrack(),
+        };
+        match step {
+            Ok(n) => next = n,
+            Err(outcome) => return outcome,
         }
     }
 }
@@ -246,21 +476,30 @@ mod tests {
             Op::complete(0, In::Write(1), 5, Out::Ack, 10),
             Op::complete(1, In::Read, 10, Out::Value(1), 12),
             Op::pending(2, In::Write(2), 0),
+            Op::complete(3, In::Read, 11, Out::Value(1), 11),
         ];
         let refs: Vec<&Op> = ops.iter().collect();
         let events = Events::new(&refs);
         let order: Vec<(u32, bool)> = events.nodes[1..].iter().map(|n| (n.op, n.call)).collect();
+        // By time: c2@0 c0@5 c1@10 r0@10 c3@11 r3@11 r1@12 r2@inf. Within the first run of
+        // calls the earliest return goes first.
         assert_eq!(
             order,
             [
-                (2, true),
                 (0, true),
                 (1, true),
+                (2, true),
                 (0, false),
+                (3, true),
+                (3, false),
                 (1, false),
                 (2, false)
             ]
         );
+        // Operations open across each complete return, in call order.
+        assert_eq!(events.window(events.ret_node[0]), [1, 2]);
+        assert_eq!(events.window(events.ret_node[3]), [1, 2]);
+        assert_eq!(events.window(events.ret_node[1]), [2]);
     }
 
     #[test]

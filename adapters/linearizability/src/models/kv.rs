@@ -177,6 +177,10 @@ impl<K: Ord + Clone + Debug, V: KvValue> Model for Kv<K, V> {
     fn partition(&self, input: &KvInput<K, V>) -> K {
         input.key().clone()
     }
+
+    fn is_read_only(&self, input: &KvInput<K, V>, _output: Option<&V>) -> bool {
+        matches!(input, KvInput::Get { .. })
+    }
 }
 
 #[cfg(test)]

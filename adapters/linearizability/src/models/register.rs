@@ -68,6 +68,10 @@ impl<V: Clone + Eq + Hash + Debug> Model for Register<V> {
     }
 
     fn partition(&self, _input: &RegisterInput<V>) {}
+
+    fn is_read_only(&self, input: &RegisterInput<V>, _output: Option<&RegisterOutput<V>>) -> bool {
+        matches!(input, RegisterInput::Read)
+    }
 }
 
 #[cfg(test)]

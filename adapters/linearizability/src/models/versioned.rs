@@ -197,6 +197,18 @@ where
     fn partition(&self, input: &VersionedInput<K, V>) -> K {
         input.key().clone()
     }
+
+    /// Gets, and Puts that returned `ErrVersion` (legal only when they change nothing).
+    fn is_read_only(
+        &self,
+        input: &VersionedInput<K, V>,
+        output: Option<&VersionedOutput<V>>,
+    ) -> bool {
+        match input {
+            VersionedInput::Get { .. } => true,
+            VersionedInput::Put { .. } => output.is_some_and(|out| out.err == KvErr::Version),
+        }
+    }
 }
 
 #[cfg(test)]
