@@ -64,7 +64,7 @@ fn action(p: &Persisted, (op, a, b): (u8, u8, u8)) -> Option<Action> {
                 data: Bytes::from(vec![a ^ b; usize::from(b)]),
             })
         }
-        6 | 7 => return None, // sync
+        6 | 7 => return None,                    // sync
         _ => Action::NotLeader { leader: None }, // crash marker (not a persistence action)
     })
 }
