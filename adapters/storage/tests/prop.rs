@@ -30,7 +30,7 @@ fn action(p: &Persisted, (op, a, b): (u8, u8, u8)) -> Option<Action> {
             term: term + u64::from(a % 2),
             vote: (b % 3 != 0).then_some(u64::from(b % 5)),
         }),
-        1 | 2 | 3 => {
+        1..=3 => {
             let next = last_index(p) + 1;
             let n = 1 + u64::from(a % 5);
             Action::AppendLog(
