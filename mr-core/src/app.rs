@@ -4,8 +4,10 @@ use std::collections::HashMap;
 
 use thiserror::Error;
 
+use crate::apps::parse_decimal;
 use crate::codec;
-use crate::hash::{FxBuildHasher, partition};
+use crate::hash::{WordHashBuilder, partition};
+use crate::key::Key;
 
 /// An application failed (for example, an external mapper exited with an error). The job
 /// fails with this message.
@@ -34,6 +36,18 @@ impl FaultPlan {
     };
 }
 
+/// How an application's map output is pre-aggregated inside a map task before it is
+/// written (the paper's combiner).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Combiner {
+    /// Values are decimal counts, combined by adding them (Hadoop's `LongValueSum`). A value
+    /// that is not a decimal number is written uncombined. The fastest choice for counting:
+    /// emit with [`Emitter::emit_count`].
+    Sum,
+    /// Values are merged with [`App::combine`].
+    Custom,
+}
+
 /// A MapReduce application: a map function, a reduce function, and optionally a combiner.
 ///
 /// Implementations must be deterministic functions of their arguments (the coordinator may
@@ -49,14 +63,13 @@ pub trait App {
     /// Reduces all values of one key (in map-task order) to one value, appended to `out`.
     fn reduce(&self, key: &[u8], values: &[&[u8]], out: &mut Vec<u8>) -> Result<(), AppError>;
 
-    /// Whether [`App::combine`] is used to pre-aggregate map output before it is written.
-    fn has_combiner(&self) -> bool {
-        false
+    /// The combiner, if any (default: none). Required law: reducing a key's values gives the
+    /// same output whether or not some of them were combined first.
+    fn combiner(&self) -> Option<Combiner> {
+        None
     }
 
-    /// Merges `value` into `acc`, two values of `key` (the paper's combiner, applied
-    /// incrementally). Required law: reducing `[.., combine(a, b), ..]` gives the same
-    /// output as reducing `[.., a, b, ..]`. Called only if [`App::has_combiner`].
+    /// With [`Combiner::Custom`]: merges `value` into `acc`, two values of `key`.
     fn combine(&self, key: &[u8], acc: &mut Vec<u8>, value: &[u8]) {
         let _ = (key, acc, value);
     }
@@ -101,8 +114,8 @@ impl<A: App + ?Sized> App for Box<A> {
         (**self).reduce(key, values, out)
     }
 
-    fn has_combiner(&self) -> bool {
-        (**self).has_combiner()
+    fn combiner(&self) -> Option<Combiner> {
+        (**self).combiner()
     }
 
     fn combine(&self, key: &[u8], acc: &mut Vec<u8>, value: &[u8]) {
@@ -122,14 +135,26 @@ impl<A: App + ?Sized> App for Box<A> {
     }
 }
 
+/// How the emitter holds pairs before they are written.
+enum Pending<'a> {
+    /// No combiner: pairs go straight to their partition's buffer.
+    Direct,
+    /// [`Combiner::Sum`]: a count per key.
+    Sum(HashMap<Key, u64, WordHashBuilder>),
+    /// [`Combiner::Custom`]: a value per key, merged with the application's `combine`.
+    Custom {
+        app: &'a dyn App,
+        values: HashMap<Key, Vec<u8>, WordHashBuilder>,
+    },
+}
+
 /// Collects a map task's output, partitioned into `n_reduce` encoded intermediate files.
 ///
 /// With a combiner, pairs are merged per key in a hash map first, so a key is written once
 /// per map task instead of once per occurrence.
 pub struct Emitter<'a> {
     n_reduce: u32,
-    combiner: Option<&'a dyn App>,
-    combined: HashMap<Box<[u8]>, Vec<u8>, FxBuildHasher>,
+    pending: Pending<'a>,
     buckets: Vec<Vec<u8>>,
     emitted: u64,
 }
@@ -139,7 +164,14 @@ impl<'a> Emitter<'a> {
     /// has one and `use_combiner` is set.
     pub fn new(app: &'a dyn App, n_reduce: u32, use_combiner: bool) -> Self {
         let n_reduce = n_reduce.max(1);
-        let combiner = (use_combiner && app.has_combiner()).then_some(app);
+        let pending = match app.combiner().filter(|_| use_combiner) {
+            None => Pending::Direct,
+            Some(Combiner::Sum) => Pending::Sum(HashMap::with_hasher(WordHashBuilder)),
+            Some(Combiner::Custom) => Pending::Custom {
+                app,
+                values: HashMap::with_hasher(WordHashBuilder),
+            },
+        };
         let buckets = (0..n_reduce)
             .map(|_| {
                 let mut bucket = Vec::new();
@@ -149,8 +181,7 @@ impl<'a> Emitter<'a> {
             .collect();
         Emitter {
             n_reduce,
-            combiner,
-            combined: HashMap::with_hasher(FxBuildHasher),
+            pending,
             buckets,
             emitted: 0,
         }
@@ -160,18 +191,43 @@ impl<'a> Emitter<'a> {
     #[inline]
     pub fn emit(&mut self, key: &[u8], value: &[u8]) {
         self.emitted += 1;
-        match self.combiner {
-            Some(app) => match self.combined.get_mut(key) {
+        match &mut self.pending {
+            Pending::Direct => self.write(key, value),
+            Pending::Sum(counts) => match parse_decimal(value) {
+                Some(n) => add_count(counts, key, n),
+                None => self.write(key, value),
+            },
+            Pending::Custom { app, values } => match values.get_mut(key) {
                 Some(acc) => app.combine(key, acc, value),
                 None => {
-                    self.combined.insert(key.into(), value.to_vec());
+                    values.insert(key.into(), value.to_vec());
                 }
             },
-            None => {
-                let bucket = partition(key, self.n_reduce) as usize;
-                codec::encode_record(&mut self.buckets[bucket], key, value);
+        }
+    }
+
+    /// Emits `(key, n)` with `n` as a decimal value: the same as `emit(key, n.to_string())`,
+    /// without formatting when the combiner is [`Combiner::Sum`].
+    #[inline]
+    pub fn emit_count(&mut self, key: &[u8], n: u64) {
+        match &mut self.pending {
+            Pending::Sum(counts) => {
+                self.emitted += 1;
+                add_count(counts, key, n);
+            }
+            _ => {
+                let mut digits = Vec::with_capacity(20);
+                crate::apps::push_decimal(&mut digits, n);
+                self.emit(key, &digits);
             }
         }
+    }
+
+    /// Writes a pair to its partition's buffer.
+    #[inline]
+    fn write(&mut self, key: &[u8], value: &[u8]) {
+        let bucket = partition(key, self.n_reduce) as usize;
+        codec::encode_record(&mut self.buckets[bucket], key, value);
     }
 
     /// How many pairs were emitted (before combining).
@@ -183,11 +239,33 @@ impl<'a> Emitter<'a> {
     pub fn finish(mut self) -> Vec<Vec<u8>> {
         // Iteration order of the fixed-seed hasher depends only on the insertions, so the
         // files are the same bytes in every run.
-        for (key, value) in self.combined.drain() {
-            let bucket = partition(&key, self.n_reduce) as usize;
-            codec::encode_record(&mut self.buckets[bucket], &key, &value);
+        match std::mem::replace(&mut self.pending, Pending::Direct) {
+            Pending::Direct => {}
+            Pending::Sum(counts) => {
+                let mut digits = Vec::with_capacity(20);
+                for (key, n) in counts {
+                    digits.clear();
+                    crate::apps::push_decimal(&mut digits, n);
+                    self.write(key.as_bytes(), &digits);
+                }
+            }
+            Pending::Custom { values, .. } => {
+                for (key, value) in values {
+                    self.write(key.as_bytes(), &value);
+                }
+            }
         }
         self.buckets
+    }
+}
+
+#[inline]
+fn add_count(counts: &mut HashMap<Key, u64, WordHashBuilder>, key: &[u8], n: u64) {
+    match counts.get_mut(key) {
+        Some(count) => *count = count.saturating_add(n),
+        None => {
+            counts.insert(key.into(), n);
+        }
     }
 }
 
@@ -229,4 +307,83 @@ where
     let mut out = Vec::new();
     app.reduce_partition(&pairs, &mut out)?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Longest word length per first letter, with a custom combiner keeping the maximum.
+    struct Longest;
+
+    impl App for Longest {
+        fn map(&self, _: &str, contents: &[u8], out: &mut Emitter<'_>) -> Result<(), AppError> {
+            crate::text::for_each_word(contents, |w| out.emit_count(&w[..1], w.len() as u64));
+            Ok(())
+        }
+
+        fn reduce(&self, _: &[u8], values: &[&[u8]], out: &mut Vec<u8>) -> Result<(), AppError> {
+            let max = values
+                .iter()
+                .filter_map(|v| parse_decimal(v))
+                .max()
+                .unwrap_or(0);
+            crate::apps::push_decimal(out, max);
+            Ok(())
+        }
+
+        fn combiner(&self) -> Option<Combiner> {
+            Some(Combiner::Custom)
+        }
+
+        fn combine(&self, _: &[u8], acc: &mut Vec<u8>, value: &[u8]) {
+            if parse_decimal(value) > parse_decimal(acc) {
+                acc.clear();
+                acc.extend_from_slice(value);
+            }
+        }
+    }
+
+    #[test]
+    fn a_custom_combiner_writes_one_record_per_key_and_keeps_the_output() {
+        let text = crate::corpus::generate(4, 50_000);
+        let mut emitter = Emitter::new(&Longest, 4, true);
+        Longest.map("f", &text, &mut emitter).unwrap();
+        let emitted = emitter.emitted();
+        let mut pairs = Vec::new();
+        let files = emitter.finish();
+        for file in &files {
+            codec::decode_into(file, &mut pairs).unwrap();
+        }
+        let mut keys: Vec<&[u8]> = pairs.iter().map(|(k, _)| *k).collect();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), pairs.len(), "one record per key");
+        assert!(emitted > 5_000 && pairs.len() < 100);
+        let inputs = [("a", &text[..25_000]), ("b", &text[25_000..])];
+        assert_eq!(
+            sequential(&Longest, inputs, true).unwrap(),
+            sequential(&Longest, inputs, false).unwrap()
+        );
+    }
+
+    #[test]
+    fn without_a_combiner_every_pair_is_written_in_its_partition() {
+        let mut emitter = Emitter::new(&crate::apps::NoCrash, 3, true);
+        for key in [&b"x"[..], b"y", b"x"] {
+            emitter.emit(key, b"v");
+        }
+        emitter.emit_count(b"z", 7);
+        let files = emitter.finish();
+        let mut total = 0;
+        for (y, file) in files.iter().enumerate() {
+            let mut pairs = Vec::new();
+            codec::decode_into(file, &mut pairs).unwrap();
+            for (key, _) in &pairs {
+                assert_eq!(partition(key, 3) as usize, y);
+            }
+            total += pairs.len();
+        }
+        assert_eq!(total, 4);
+    }
 }

@@ -120,13 +120,14 @@ pub mod config;
 pub mod coordinator;
 pub mod corpus;
 mod hash;
+mod key;
 #[rustfmt::skip]
 mod letters;
 pub mod message;
 mod text;
 pub mod worker;
 
-pub use app::{App, AppError, Emitter, FaultPlan, sequential};
+pub use app::{App, AppError, Combiner, Emitter, FaultPlan, sequential};
 pub use config::{ConfigError, CoordinatorConfig, TICK_MILLIS, WorkerConfig};
 pub use coordinator::Coordinator;
 pub use hash::{ihash, partition};
