@@ -1118,3 +1118,7 @@ impl Node {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "node_tests.rs"]
+mod tests;

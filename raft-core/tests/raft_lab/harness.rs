@@ -121,7 +121,7 @@ impl Server {
                     self.cmds.push(cmd.clone());
                 }
                 out.push(Effect::Output(Out::Applied { index, cmd }));
-                if self.snapshot_mode && (index + 1) % SNAPSHOT_INTERVAL == 0 {
+                if self.snapshot_mode && (index + 1).is_multiple_of(SNAPSHOT_INTERVAL) {
                     let data = encode_snapshot(&self.cmds);
                     let mut more = Vec::new();
                     self.raft
@@ -323,7 +323,7 @@ impl Tester {
                 );
             }
         }
-        if self.events % 64 == 0 {
+        if self.events.is_multiple_of(64) {
             self.check_safety();
         }
     }
