@@ -250,7 +250,7 @@ fn progress_bar(options: &ServerOptions, p: &Progress) -> ProgressBar {
         Some((p.maps_total + p.reduces_total) as u64),
         ProgressDrawTarget::stderr(),
     );
-    if let Ok(style) = ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {msg}") {
+    if let Ok(style) = ProgressStyle::with_template("{elapsed_precise} [{bar:20}] {msg}") {
         bar.set_style(style.progress_chars("=> "));
     }
     update_bar(&bar, p);
@@ -261,7 +261,7 @@ fn progress_bar(options: &ServerOptions, p: &Progress) -> ProgressBar {
 fn update_bar(bar: &ProgressBar, p: &Progress) {
     bar.set_position((p.maps_done + p.reduces_done) as u64);
     bar.set_message(format!(
-        "maps {}/{} · reduces {}/{} · {} worker{} alive",
+        "maps {}/{}, reduces {}/{}, {} worker{} alive",
         p.maps_done,
         p.maps_total,
         p.reduces_done,
