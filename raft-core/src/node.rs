@@ -485,7 +485,10 @@ impl Node {
             term: self.term,
         });
         self.broadcast_append(out);
-        self.maybe_commit(out);
+        if self.peers.is_empty() {
+            // Alone, the leader's own copy is the majority.
+            self.maybe_commit(out);
+        }
     }
 
     fn append_local(&mut self, payload: Payload, out: &mut Vec<Action>) -> Index {
@@ -551,7 +554,17 @@ impl Node {
         let p = &mut l.progress[i];
         let seq = l.seq;
         let mut sent = false;
-        if p.can_send(self.cfg.max_inflight) {
+        let last_index = self.log.last_index();
+        let batch = self.cfg.max_append_entries as Index;
+        // Coalesce: while requests are in flight, hold back a partial batch; it leaves with
+        // the next acknowledgement, together with whatever is proposed meanwhile. A lone
+        // proposal on an idle stream still goes out at once.
+        let hold_back = |p: &Progress| {
+            matches!(p.mode, Mode::Replicate)
+                && !p.inflight.is_empty()
+                && last_index + 1 - p.next_index.min(last_index + 1) < batch
+        };
+        if p.can_send(self.cfg.max_inflight) && !hold_back(p) {
             let prev_index = p.next_index - 1;
             match self.log.term_at(prev_index) {
                 None if prev_index < self.log.snapshot_meta().index => {
@@ -606,7 +619,7 @@ impl Node {
                         });
                         sent = true;
                         // Keep streaming while the window allows (Replicate mode only).
-                        while !probing && p.can_send(self.cfg.max_inflight) {
+                        while !probing && p.can_send(self.cfg.max_inflight) && !hold_back(p) {
                             let entries = self.log.slice(
                                 p.next_index,
                                 self.cfg.max_append_entries,

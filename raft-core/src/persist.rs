@@ -51,6 +51,28 @@ impl Persisted {
         true
     }
 
+    /// Like [`Persisted::apply`], but takes the action by value so appended entries are
+    /// moved, not cloned. Returns the action back if it is not a persistence action.
+    pub fn apply_owned(&mut self, action: Action) -> Option<Action> {
+        match action {
+            Action::AppendLog(entries) => {
+                if self.entries.is_empty() {
+                    self.entries = entries;
+                } else {
+                    self.entries.extend(entries);
+                }
+                None
+            }
+            other => {
+                if self.apply(&other) {
+                    None
+                } else {
+                    Some(other)
+                }
+            }
+        }
+    }
+
     /// Index of the first entry in `entries` (one past the snapshot).
     pub fn first_index(&self) -> u64 {
         self.snapshot.as_ref().map_or(0, |s| s.meta.index) + 1
