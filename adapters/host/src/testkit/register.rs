@@ -55,6 +55,13 @@ pub enum RegisterEvent {
         /// The answer.
         reply: RegisterReply,
     },
+    /// This node learned of a new term or leader.
+    Leader {
+        /// The current term.
+        term: Term,
+        /// Its leader, if known.
+        leader: Option<NodeId>,
+    },
     /// A write was applied at this log index (on every node, in log order).
     Applied {
         /// The entry's index.
@@ -163,19 +170,21 @@ impl RegisterMachine {
                     }
                 }
                 Action::Apply(entry) => self.apply(entry.index, entry.term, &entry.payload, out),
-                // Appended writes may or may not commit under another leader.
-                Action::LeaderChanged { leader, .. } if leader != Some(self.node.id()) => {
-                    for (id, _) in std::mem::take(&mut self.writes) {
-                        Self::reply(out, id, RegisterReply::Unknown);
+                Action::LeaderChanged { term, leader } => {
+                    if leader != Some(self.node.id()) {
+                        // Appended writes may or may not commit under another leader.
+                        for (id, _) in std::mem::take(&mut self.writes) {
+                            Self::reply(out, id, RegisterReply::Unknown);
+                        }
                     }
+                    out.push(HostAction::Event(RegisterEvent::Leader { term, leader }));
                 }
                 Action::RestoreSnapshot(_) => {
                     // No member of this test service ever takes a snapshot, so no leader
                     // can send one.
                     self.malformed += 1;
                 }
-                // Persistence and Send were passed through above; this node's own
-                // leadership needs nothing.
+                // Persistence and Send were passed through above.
                 _ => {}
             }
         }
@@ -304,7 +313,7 @@ mod tests {
             .iter()
             .filter_map(|e| match e {
                 RegisterEvent::Reply { id, reply } => Some((*id, *reply)),
-                RegisterEvent::Applied { .. } => None,
+                RegisterEvent::Applied { .. } | RegisterEvent::Leader { .. } => None,
             })
             .collect();
         assert_eq!(

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use stepwise_linearizability::models::{Register, RegisterInput, RegisterOutput};
 use stepwise_linearizability::{CheckResult, History, SharedHistory};
-use stepwise_raft::NodeId;
+use stepwise_raft::{NodeId, Term};
 
 use super::register::{OpId, RegisterEvent, RegisterOp, RegisterReply, RegisterRequest};
 
@@ -25,6 +25,8 @@ pub struct Observer {
 struct ObserverState {
     waiting: BTreeMap<OpId, mpsc::Sender<RegisterReply>>,
     applied: BTreeMap<NodeId, Vec<OpId>>,
+    /// The highest term announced with a leader, and that leader.
+    leader: Option<(Term, NodeId)>,
 }
 
 impl Observer {
@@ -53,6 +55,16 @@ impl Observer {
                 state.applied.entry(node).or_default().push(id);
                 self.changed.notify_all();
             }
+            RegisterEvent::Leader {
+                term,
+                leader: Some(leader),
+            } => {
+                if state.leader.is_none_or(|(t, _)| term > t) {
+                    state.leader = Some((term, leader));
+                    self.changed.notify_all();
+                }
+            }
+            RegisterEvent::Leader { leader: None, .. } => {}
         }
     }
 
@@ -66,6 +78,11 @@ impl Observer {
     /// whole log again.
     pub fn restarted(&self, node: NodeId) {
         self.lock().applied.remove(&node);
+    }
+
+    /// The leader of the highest term any node announced a leader for, if any.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.lock().leader.map(|(_, leader)| leader)
     }
 
     /// The writes `node` applied, in order.
@@ -90,10 +107,21 @@ impl Observer {
         timeout: Duration,
         mut done: impl FnMut(&BTreeMap<NodeId, Vec<OpId>>) -> bool,
     ) -> bool {
+        self.wait(timeout, |state| done(&state.applied))
+    }
+
+    /// Waits until some node announces a leader (or `timeout` passes) and returns the
+    /// leader of the highest such term.
+    pub fn wait_leader(&self, timeout: Duration) -> Option<NodeId> {
+        self.wait(timeout, |state| state.leader.is_some());
+        self.leader()
+    }
+
+    fn wait(&self, timeout: Duration, mut done: impl FnMut(&ObserverState) -> bool) -> bool {
         let deadline = Instant::now() + timeout;
         let mut state = self.lock();
         loop {
-            if done(&state.applied) {
+            if done(&state) {
                 return true;
             }
             let left = deadline.saturating_duration_since(Instant::now());
