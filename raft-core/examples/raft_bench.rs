@@ -20,7 +20,8 @@ struct Cluster {
     out: Vec<Action>,
     /// Entries the leader applied in the last step.
     applied: Vec<Index>,
-    proposed: Option<Index>,
+    /// Indexes of the proposals accepted in the last step.
+    proposed: Vec<Index>,
 }
 
 impl Cluster {
@@ -41,7 +42,7 @@ impl Cluster {
             queue: VecDeque::new(),
             out: Vec::new(),
             applied: Vec::new(),
-            proposed: None,
+            proposed: Vec::new(),
         }
     }
 
@@ -54,7 +55,7 @@ impl Cluster {
             match action {
                 Action::Send { to, msg } => self.queue.push_back((id, to, msg)),
                 Action::Apply(e) if self.nodes[i].is_leader() => self.applied.push(e.index),
-                Action::Proposed { index, .. } => self.proposed = Some(index),
+                Action::Proposed { index, .. } => self.proposed.push(index),
                 a => {
                     self.disks[i].apply_owned(a);
                 }
@@ -98,15 +99,24 @@ fn run(nodes: u64, clients: usize, total_ops: u64, snapshot_every: u64) -> Run {
     let mut issued = 0u64;
     let mut done = 0u64;
     let start = Instant::now();
-    let propose = |c: &mut Cluster, pending: &mut VecDeque<(Index, Instant)>, now: Instant| {
-        c.step(leader, Input::Propose(payload.clone()));
-        let index = c.proposed.take().expect("the leader accepts proposals");
-        pending.push_back((index, now));
+    // Clients whose previous operation completed propose together: the adapter hands
+    // Raft everything that arrived since its last step as one batch.
+    let propose = |c: &mut Cluster, pending: &mut VecDeque<(Index, Instant)>, n: usize, now| {
+        if n == 0 {
+            return;
+        }
+        let input = if n == 1 {
+            Input::Propose(payload.clone())
+        } else {
+            Input::ProposeBatch(vec![payload.clone(); n])
+        };
+        c.step(leader, input);
+        assert_eq!(c.proposed.len(), n, "the leader accepts proposals");
+        pending.extend(c.proposed.drain(..).map(|i| (i, now)));
     };
-    for _ in 0..clients.min(total_ops as usize) {
-        propose(&mut c, &mut pending, Instant::now());
-        issued += 1;
-    }
+    let first = clients.min(total_ops as usize);
+    propose(&mut c, &mut pending, first, Instant::now());
+    issued += first as u64;
     let mut next_snapshot = snapshot_every;
     while done < total_ops {
         // Deliver one message at a time so completions are seen as soon as they happen.
@@ -120,15 +130,17 @@ fn run(nodes: u64, clients: usize, total_ops: u64, snapshot_every: u64) -> Run {
         let now = Instant::now();
         let last = *c.applied.last().expect("non-empty");
         c.applied.clear();
+        let mut again = 0;
         while pending.front().is_some_and(|&(i, _)| i <= last) {
             let (_, t0) = pending.pop_front().expect("non-empty");
             latencies.push((now - t0).as_nanos().min(u128::from(u32::MAX)) as u32);
             done += 1;
             if issued < total_ops {
-                propose(&mut c, &mut pending, now);
+                again += 1;
                 issued += 1;
             }
         }
+        propose(&mut c, &mut pending, again, now);
         // Compact like a real service: every node snapshots every `snapshot_every` entries.
         if last >= next_snapshot {
             next_snapshot = last + snapshot_every;

@@ -19,6 +19,11 @@ pub enum Input {
     /// The service proposes a command. Answered by [`Action::Proposed`] or
     /// [`Action::NotLeader`] in the same step.
     Propose(Bytes),
+    /// The service proposes several commands at once: they are appended as consecutive
+    /// entries with one persistence action and one round of sends. Answered by one
+    /// [`Action::Proposed`] (or [`Action::NotLeader`]) per command, in order. Adapters use it
+    /// to batch the requests that arrived since their last step.
+    ProposeBatch(Vec<Bytes>),
     /// The service asks to read linearizably. `ctx` is the service's tag for the request.
     /// Answered later by [`Action::ReadReady`] or [`Action::ReadFailed`] (Raft thesis 6.4,
     /// "ReadIndex"). Needs `Config::leader_noop`.

@@ -160,6 +160,7 @@ impl Node {
             Input::Tick => self.tick(out),
             Input::Receive { from, msg } => self.receive(from, msg, out),
             Input::Propose(data) => self.propose(data, out),
+            Input::ProposeBatch(batch) => self.propose_batch(batch, out),
             Input::ReadIndex { ctx } => self.read_index(ctx, out),
             Input::Snapshot { index, data } => self.take_snapshot(index, data, out),
         }
@@ -487,6 +488,39 @@ impl Node {
         self.broadcast_append(out);
         if self.peers.is_empty() {
             // Alone, the leader's own copy is the majority.
+            self.maybe_commit(out);
+        }
+    }
+
+    fn propose_batch(&mut self, batch: Vec<Bytes>, out: &mut Vec<Action>) {
+        if !self.is_leader() {
+            let leader = self.leader;
+            out.extend(batch.iter().map(|_| Action::NotLeader { leader }));
+            return;
+        }
+        if batch.is_empty() {
+            return;
+        }
+        let first = self.log.last_index() + 1;
+        let term = self.term;
+        let mut entries = Vec::with_capacity(batch.len());
+        for (k, data) in batch.into_iter().enumerate() {
+            let entry = Entry {
+                term,
+                index: first + k as Index,
+                payload: Payload::Command(data),
+            };
+            self.log.push(entry.clone());
+            entries.push(entry);
+        }
+        let count = entries.len() as Index;
+        out.push(Action::AppendLog(entries));
+        out.extend((0..count).map(|k| Action::Proposed {
+            index: first + k,
+            term,
+        }));
+        self.broadcast_append(out);
+        if self.peers.is_empty() {
             self.maybe_commit(out);
         }
     }
@@ -890,17 +924,20 @@ impl Node {
     }
 
     fn apply_committed(&mut self, out: &mut Vec<Action>) {
-        while self.applied < self.commit {
-            self.applied += 1;
-            // Invariant: applied >= snapshot index and commit <= last index, so the entry
-            // is held in the log.
-            let entry = self
-                .log
-                .entry(self.applied)
-                .expect("committed entries after the snapshot are in the log")
-                .clone();
-            out.push(Action::Apply(entry));
+        if self.applied >= self.commit {
+            return;
         }
+        let (from, to) = (self.applied + 1, self.commit);
+        let before = out.len();
+        out.extend(self.log.iter_range(from, to).cloned().map(Action::Apply));
+        // Invariant: snapshot index <= applied < commit <= last index, so every entry in
+        // (applied, commit] is held in the log.
+        assert_eq!(
+            (out.len() - before) as Index,
+            to - from + 1,
+            "committed entries after the snapshot are in the log"
+        );
+        self.applied = to;
     }
 
     // ----- snapshots (section 7) -----------------------------------------------------------

@@ -801,3 +801,28 @@ fn prop_no_input_panics_or_breaks_invariants() {
         .tests(2000)
         .quickcheck(prop as fn(Vec<AnyInput>, bool) -> bool);
 }
+
+/// A batch of proposals becomes consecutive entries in one persistence action, with one
+/// answer per command in order; a follower refuses every command of a batch.
+#[test]
+fn propose_batch_appends_once_and_answers_each_command() {
+    let mut node = Node::new(config(1)).unwrap();
+    elect(&mut node);
+    let out = node.step(Input::ProposeBatch(vec![
+        Bytes::from_static(b"a"),
+        Bytes::from_static(b"b"),
+    ]));
+    assert_eq!(
+        out[..3],
+        [
+            Action::AppendLog(vec![entry(2, 1, "a"), entry(3, 1, "b")]),
+            Action::Proposed { index: 2, term: 1 },
+            Action::Proposed { index: 3, term: 1 },
+        ]
+    );
+    let mut follower = Node::new(config(2)).unwrap();
+    assert_eq!(
+        follower.step(Input::ProposeBatch(vec![Bytes::new(), Bytes::new()])),
+        vec![Action::NotLeader { leader: None }; 2]
+    );
+}
