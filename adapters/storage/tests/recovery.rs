@@ -405,3 +405,62 @@ fn real_fsync_paths_work() {
     let (_, p) = RaftStorage::open(&dir.path().join("new/sub"), opts).unwrap();
     assert_eq!(p, *refs.last().unwrap());
 }
+
+#[test]
+fn batches_bigger_than_a_chunk_are_atomic() {
+    use bytes::Bytes;
+    use stepwise_raft::{Entry, Payload};
+    let big = |range: std::ops::RangeInclusive<u64>| {
+        Action::AppendLog(
+            range
+                .map(|index| Entry {
+                    term: 1,
+                    index,
+                    payload: Payload::Command(Bytes::from(vec![index as u8; 100_000])),
+                })
+                .collect(),
+        )
+    };
+    let batches = vec![vec![hard_state(1, None), big(1..=30)], vec![big(31..=60)]];
+    let refs = reference(&batches);
+    let root = tempfile::tempdir().unwrap();
+    let live = root.path().join("live");
+    let (mut s, _) = RaftStorage::open(&live, fast()).unwrap();
+    apply_batch(&mut s, &batches[0]);
+    let first_end = fs::metadata(&segments(&live)[0]).unwrap().len() as usize;
+    apply_batch(&mut s, &batches[1]);
+    drop(s);
+    assert_eq!(open(&live).unwrap(), refs[2]);
+    let seg = segments(&live)[0].clone();
+    let good = fs::read(&seg).unwrap();
+    let starts = record_starts(&good);
+    // 3 MB per batch: several chunk records each.
+    assert!(starts.len() > 2 * 3, "{} records", starts.len());
+    let out = root.path().join("case");
+    // Torn anywhere inside the second batch (at chunk boundaries and inside chunks):
+    // the first batch survives whole, the second is gone whole.
+    for &cut in starts
+        .iter()
+        .filter(|&&s| s > first_end)
+        .flat_map(|s| [*s, *s + 5, *s + 5000])
+        .chain([first_end + 1, good.len() - 1])
+        .collect::<Vec<_>>()
+        .iter()
+    {
+        copy_dir(&live, &out);
+        rewrite(&out.join(seg.file_name().unwrap()), &good[..cut]);
+        assert_eq!(open(&out).unwrap(), refs[1], "cut at {cut}");
+        fs::remove_dir_all(&out).unwrap();
+    }
+    // Damage in a middle chunk of the first batch, with the second batch intact after it:
+    // corruption at that chunk.
+    let middle = starts[2];
+    copy_dir(&live, &out);
+    let mut bad = good.clone();
+    bad[middle + 100] ^= 1;
+    rewrite(&out.join(seg.file_name().unwrap()), &bad);
+    match open(&out) {
+        Err(StorageError::Corrupt { offset, .. }) => assert_eq!(offset as usize, middle),
+        other => panic!("{other:?}"),
+    }
+}
