@@ -74,7 +74,6 @@ impl EntryMeta {
 
 /// Durable storage for one Raft node: a segmented write-ahead log plus snapshot files in
 /// one directory. See the [crate docs](crate) for the contract and the on-disk format.
-#[derive(Debug)]
 pub struct RaftStorage {
     pub(crate) dir: PathBuf,
     /// Open handle on `dir`, for syncing it after creating, renaming or deleting files.
@@ -454,6 +453,23 @@ impl RaftStorage {
     /// The storage directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+}
+
+impl std::fmt::Debug for RaftStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The pending batch and file handles are left out: they can be large or useless.
+        f.debug_struct("RaftStorage")
+            .field("dir", &self.dir)
+            .field("hard_state", &self.hard_state)
+            .field("snapshot", &self.snapshot)
+            .field("last_index", &self.last_index())
+            .field("segments", &self.segments)
+            .field("active_len", &self.active_len)
+            .field("next_batch", &self.next_batch)
+            .field("pending_bytes", &self.pending.len())
+            .field("poisoned", &self.poisoned)
+            .finish_non_exhaustive()
     }
 }
 
