@@ -1,0 +1,2 @@
+//! Placeholder so the manifest parses; the KV benchmark replaces it.
+fn main() {}

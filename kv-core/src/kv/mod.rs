@@ -1,0 +1,173 @@
+//! The key/value state machine: operations, results and the [`Kv`] store.
+//!
+//! Keys and values are byte strings ([`Bytes`]). Every key carries a version: the number of
+//! writes applied to it, 0 for a missing key. The operations cover every lab variant:
+//!
+//! * [`Op::Get`] returns the value and its version, or [`KvError::NoKey`]. (The 2020-2024
+//!   labs read a missing key as empty: see [`KvError::NoKey`] and
+//!   [`Clerk`](crate::clerk::Clerk) helpers.)
+//! * [`Op::Put`] with `version: Some(v)` is the 2025 versioned Put: it applies only if the
+//!   key is at version `v` (a missing key is at version 0, so `Some(0)` creates it), else
+//!   it fails with [`KvError::Version`], or [`KvError::NoKey`] for a missing key and `v > 0`.
+//!   With `version: None` it is the 2020-2024 unconditional Put.
+//! * [`Op::Append`] appends to the value (a missing key acts as empty, so Append creates
+//!   it); with `return_old` it returns the value before the append (the 2024 kvsrv).
+//!
+//! [`Kv`] implements [`StateMachine`] with commands = [`Op`] (Gets through the log are
+//! allowed, and read-only) and queries = keys (linearizable reads without the log).
+
+mod store;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use stepwise_raft::NodeId;
+
+pub use store::Kv;
+
+/// One key/value operation.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Op {
+    /// Read a key.
+    Get {
+        /// The key.
+        key: Bytes,
+    },
+    /// Write a key: conditional on its version with `Some`, unconditional with `None`.
+    Put {
+        /// The key.
+        key: Bytes,
+        /// The new value.
+        value: Bytes,
+        /// The version the key must be at (the 2025 lab), or `None` to overwrite.
+        version: Option<u64>,
+    },
+    /// Append to a key's value (a missing key acts as empty).
+    Append {
+        /// The key.
+        key: Bytes,
+        /// The suffix.
+        value: Bytes,
+        /// Return the value before the append ([`KvOutput::Appended`]), as the 2024
+        /// single-server lab does. Costs a copy of the old value in the session table.
+        return_old: bool,
+    },
+}
+
+impl Op {
+    /// A Get.
+    pub fn get(key: impl Into<Bytes>) -> Op {
+        Op::Get { key: key.into() }
+    }
+
+    /// A versioned Put (2025): applies only at `version`.
+    pub fn put(key: impl Into<Bytes>, value: impl Into<Bytes>, version: u64) -> Op {
+        Op::Put {
+            key: key.into(),
+            value: value.into(),
+            version: Some(version),
+        }
+    }
+
+    /// An unconditional Put (2020-2024).
+    pub fn put_any(key: impl Into<Bytes>, value: impl Into<Bytes>) -> Op {
+        Op::Put {
+            key: key.into(),
+            value: value.into(),
+            version: None,
+        }
+    }
+
+    /// An Append that returns nothing but the new version.
+    pub fn append(key: impl Into<Bytes>, value: impl Into<Bytes>) -> Op {
+        Op::Append {
+            key: key.into(),
+            value: value.into(),
+            return_old: false,
+        }
+    }
+
+    /// An Append that returns the old value (2024 kvsrv).
+    pub fn append_return(key: impl Into<Bytes>, value: impl Into<Bytes>) -> Op {
+        Op::Append {
+            key: key.into(),
+            value: value.into(),
+            return_old: true,
+        }
+    }
+
+    /// The key the operation touches.
+    pub fn key(&self) -> &Bytes {
+        match self {
+            Op::Get { key } | Op::Put { key, .. } | Op::Append { key, .. } => key,
+        }
+    }
+
+    /// Whether the operation only reads.
+    pub fn is_read(&self) -> bool {
+        matches!(self, Op::Get { .. })
+    }
+
+    /// Whether the operation is a versioned (conditional) Put.
+    pub fn is_versioned_put(&self) -> bool {
+        matches!(
+            self,
+            Op::Put {
+                version: Some(_),
+                ..
+            }
+        )
+    }
+}
+
+/// What a successful operation returns.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum KvOutput {
+    /// A Get: the value and its version.
+    Value {
+        /// The value.
+        value: Bytes,
+        /// Its version (number of writes applied to the key).
+        version: u64,
+    },
+    /// A Put, or an Append without `return_old`, was applied; the key is now at `version`.
+    Written {
+        /// The key's version after the write.
+        version: u64,
+    },
+    /// An Append with `return_old` was applied.
+    Appended {
+        /// The value before the append (empty for a missing key).
+        old: Bytes,
+        /// The key's version after the write.
+        version: u64,
+    },
+}
+
+/// Why an operation did not succeed. Expected outcomes, not failures of the service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum KvError {
+    /// Get of a missing key, or a versioned Put with a version above 0 on a missing key.
+    /// (A missing key's value is empty and its version 0.)
+    NoKey,
+    /// A versioned Put whose version did not match; nothing changed.
+    Version,
+    /// From the [`Clerk`](crate::clerk::Clerk) only: a versioned Put without a session
+    /// was retransmitted and then refused, so one of its copies may or may not have been
+    /// applied (the 2025 lab's `ErrMaybe`).
+    Maybe,
+    /// The server is not the leader, or lost leadership before the operation was applied.
+    WrongLeader {
+        /// The leader the server knows of.
+        leader: Option<NodeId>,
+    },
+    /// The key belongs to a shard this group does not serve (sharded services).
+    WrongGroup,
+    /// A retry of a command older than the client's latest: nobody waits for its answer.
+    Stale,
+    /// From the [`Clerk`](crate::clerk::Clerk) only: the operation's deadline passed without
+    /// a definite answer; it may or may not have been applied.
+    Timeout,
+}
+
+/// The result of one operation.
+pub type KvResult = Result<KvOutput, KvError>;

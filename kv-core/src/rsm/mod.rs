@@ -1,0 +1,849 @@
+//! The replicated-state-machine layer: any deterministic [`StateMachine`] on Raft.
+//!
+//! An [`Rsm`] owns a [`stepwise_raft::Node`] and a state machine. Callers submit commands
+//! ([`Input::Submit`], [`Input::SubmitBatch`]) and read-only queries ([`Input::Query`]),
+//! each with a tag of their choosing, and learn the outcome from an [`Action::Reply`]
+//! carrying the same tag:
+//!
+//! * a command is answered once it is committed and applied, with the state machine's
+//!   output; commands tagged with a [`Session`] execute exactly once, however often they are
+//!   retried (a retry gets the original output);
+//! * a query is answered from local state once Raft's ReadIndex protocol has confirmed
+//!   leadership and the state has caught up with the read index (Raft thesis 6.4): reads do
+//!   not go through the log, yet are never served from a stale leader;
+//! * a submission that cannot succeed here gets a clean [`SubmitError::NotLeader`]: this node
+//!   is not the leader, or it proposed the command but a different entry was applied at that
+//!   index, or it learned of a newer term before the command was applied.
+//!
+//! The layer snapshots on its own when the persisted Raft state grows past
+//! [`RsmConfig::max_raft_state`], restores from snapshots sent by the leader
+//! (InstallSnapshot) and, through [`Rsm::restore`], after a restart.
+//!
+//! # The action contract
+//!
+//! [`Rsm::step`] returns [`Action`]s to carry out **in order**, exactly as the Raft node's
+//! (see [`stepwise_raft::Action`]): every [`Action::Persist`] must be durable before any later
+//! action runs, above all before a later [`Action::Send`]. The layer passes Raft's
+//! persistence actions and messages through in Raft's order and adds its own
+//! [`Action::Persist`] of a snapshot after the entries it covers were applied. Replies
+//! need no durability of their own: a command is only answered after it committed, that is,
+//! after a majority stored it.
+//!
+//! ```
+//! use bytes::Bytes;
+//! use stepwise_kv::rsm::{Action, Input, Rsm, RsmConfig, StateMachine, Submission};
+//! use stepwise_raft::{Config, Persisted};
+//!
+//! /// A counter: the smallest useful state machine.
+//! #[derive(Default)]
+//! struct Counter(u64);
+//!
+//! impl StateMachine for Counter {
+//!     type Command = u64; // add this much
+//!     type Query = ();    // read the value
+//!     type Output = u64;  // the value after the command
+//!     fn apply(&mut self, add: u64) -> u64 {
+//!         self.0 += add;
+//!         self.0
+//!     }
+//!     fn query(&self, _: &()) -> u64 {
+//!         self.0
+//!     }
+//!     fn snapshot(&self, out: &mut Vec<u8>) {
+//!         out.extend_from_slice(&self.0.to_le_bytes());
+//!     }
+//!     fn restore(&mut self, data: &[u8]) -> Result<(), String> {
+//!         self.0 = u64::from_le_bytes(data.try_into().map_err(|_| "bad counter")?);
+//!         Ok(())
+//!     }
+//! }
+//!
+//! // A one-member cluster, so the example commits on its own.
+//! let config = RsmConfig::new(Config::new(1, [1]));
+//! let mut rsm: Rsm<Counter, &str> = Rsm::new(config, Counter::default()).unwrap();
+//! let mut disk = Persisted::default();
+//! let mut replies = Vec::new();
+//! let mut run = |rsm: &mut Rsm<Counter, &str>, input, disk: &mut Persisted| {
+//!     for action in rsm.step(input) {
+//!         match action {
+//!             Action::Persist(a) => { disk.apply(&a); } // durable before what follows
+//!             Action::Send { .. } => {}                  // to a peer
+//!             Action::Reply { tag, result } => replies.push((tag, result)),
+//!             Action::LeaderChanged { .. } | Action::Halted(_) => {}
+//!         }
+//!     }
+//! };
+//! while !rsm.is_leader() {
+//!     run(&mut rsm, Input::Tick, &mut disk);
+//! }
+//! run(&mut rsm, Input::Submit(Submission::new("first", 5)), &mut disk);
+//! run(&mut rsm, Input::Query { tag: "read", query: () }, &mut disk);
+//! assert_eq!(replies, [("first", Ok(5)), ("read", Ok(5))]);
+//!
+//! // Restart is a constructor: the state comes back from what was persisted.
+//! let again: Rsm<Counter, &str> =
+//!     Rsm::restore(RsmConfig::new(Config::new(1, [1])), disk, Counter::default()).unwrap();
+//! assert_eq!(again.raft().log().last_index(), 2); // the leader's no-op and our command
+//! ```
+
+mod codec;
+mod log_size;
+mod session;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use smallvec::SmallVec;
+use stepwise_raft::{
+    Action as RaftAction, Config, ConfigError, Entry, Index, Input as RaftInput, Message, Node,
+    NodeId, Payload, Persisted, Snapshot, Term,
+};
+
+pub use codec::DecodeError;
+pub use session::{Seen, Session, SessionEntry, Sessions};
+
+use codec::{EntryReader, Envelope, decode_snapshot, encode_entry, encode_snapshot};
+use log_size::LogSize;
+
+/// A deterministic state machine to replicate.
+///
+/// Every replica applies the same commands in the same order, so `apply` must depend only
+/// on the state and the command: no clocks, no randomness, no iteration over hash maps with
+/// random seeds. Outputs are kept in the session table for retries and travel in snapshots,
+/// hence `Serialize`.
+pub trait StateMachine {
+    /// A command that changes the state. Goes through the Raft log (postcard-encoded).
+    type Command: Serialize + DeserializeOwned;
+    /// A read-only query, answered from local state after a ReadIndex round.
+    type Query;
+    /// What a command or a query returns.
+    type Output: Clone + Serialize + DeserializeOwned;
+
+    /// Applies one committed command.
+    fn apply(&mut self, command: Self::Command) -> Self::Output;
+
+    /// Answers a read-only query.
+    fn query(&self, query: &Self::Query) -> Self::Output;
+
+    /// Appends a serialized form of the whole state to `out`.
+    fn snapshot(&self, out: &mut Vec<u8>);
+
+    /// Replaces the whole state with one written by [`StateMachine::snapshot`]. On error
+    /// the state may be left in any condition; the layer stops using it.
+    fn restore(&mut self, data: &[u8]) -> Result<(), String>;
+}
+
+/// Configuration of an [`Rsm`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RsmConfig {
+    /// The Raft node's configuration. `leader_noop` must be on (ReadIndex needs it).
+    pub raft: Config,
+    /// Snapshot once the persisted Raft state (hard state and log, measured as
+    /// [`Persisted::raft_state_size`]) reaches this many bytes; `None` never snapshots
+    /// (the lab's `maxraftstate = -1`).
+    pub max_raft_state: Option<usize>,
+}
+
+impl RsmConfig {
+    /// A configuration that never snapshots.
+    pub fn new(raft: Config) -> Self {
+        RsmConfig {
+            raft,
+            max_raft_state: None,
+        }
+    }
+
+    /// Sets [`RsmConfig::max_raft_state`] (builder style).
+    pub fn with_max_raft_state(mut self, bytes: Option<usize>) -> Self {
+        self.max_raft_state = bytes;
+        self
+    }
+}
+
+/// Why an [`Rsm`] could not be built.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RsmError {
+    /// The Raft configuration or persisted Raft state was refused.
+    #[error(transparent)]
+    Raft(#[from] ConfigError),
+    /// `leader_noop` is off, so linearizable reads could never be served.
+    #[error("the Raft configuration must have leader_noop on (ReadIndex needs it)")]
+    NoLeaderNoop,
+    /// The persisted snapshot does not decode.
+    #[error("persisted snapshot: {0}")]
+    Snapshot(#[from] DecodeError),
+    /// The state machine refused the persisted snapshot.
+    #[error("state machine refused the persisted snapshot: {0}")]
+    Restore(String),
+}
+
+/// Why a submission or query did not produce an output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub enum SubmitError {
+    /// Not executed here: this node is not the leader, or lost leadership before the
+    /// command was applied (it may still commit later under another leader, so retry with
+    /// the same session to learn its outcome). `leader` is a hint.
+    NotLeader {
+        /// The leader this node knows of, if any.
+        leader: Option<NodeId>,
+    },
+    /// The session's sequence number is older than the client's last executed command:
+    /// the client has moved on and the original answer is gone.
+    Stale,
+}
+
+/// One command to replicate, with the caller's tag and an optional session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Submission<C, T> {
+    /// Echoed in the [`Action::Reply`].
+    pub tag: T,
+    /// With a session the command executes at most once across retries.
+    pub session: Option<Session>,
+    /// The command.
+    pub command: C,
+}
+
+impl<C, T> Submission<C, T> {
+    /// A submission without a session.
+    pub fn new(tag: T, command: C) -> Self {
+        Submission {
+            tag,
+            session: None,
+            command,
+        }
+    }
+
+    /// A submission with a session.
+    pub fn with_session(tag: T, session: Session, command: C) -> Self {
+        Submission {
+            tag,
+            session: Some(session),
+            command,
+        }
+    }
+}
+
+/// Everything that can happen to an [`Rsm`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input<C, Q, T> {
+    /// One unit of logical time (the Raft node's tick).
+    Tick,
+    /// A Raft message from a peer.
+    Receive {
+        /// The sender, as the transport authenticated it.
+        from: NodeId,
+        /// The message.
+        msg: Message,
+    },
+    /// Replicate one command.
+    Submit(Submission<C, T>),
+    /// Replicate several commands in one log entry (one Raft round for all of them).
+    /// Each gets its own reply.
+    SubmitBatch(Vec<Submission<C, T>>),
+    /// Answer a read-only query linearizably.
+    Query {
+        /// Echoed in the reply.
+        tag: T,
+        /// The query.
+        query: Q,
+    },
+}
+
+/// What the adapter must do, in order (see the [module docs](self)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action<O, T> {
+    /// A Raft persistence action ([`stepwise_raft::Action::SaveHardState`], `TruncateLog`,
+    /// `AppendLog` or `SaveSnapshot`; never another kind): make it durable before carrying
+    /// out any later action. [`Persisted::apply`] is the reference semantics.
+    Persist(RaftAction),
+    /// Send a Raft message to a peer (best effort).
+    Send {
+        /// The destination.
+        to: NodeId,
+        /// The message.
+        msg: Message,
+    },
+    /// The outcome of the submission or query with this tag.
+    Reply {
+        /// The caller's tag.
+        tag: T,
+        /// The output, or why there is none.
+        result: Result<O, SubmitError>,
+    },
+    /// The term or the known leader changed (informational: routing hints).
+    LeaderChanged {
+        /// The current term.
+        term: Term,
+        /// The leader of that term, if known.
+        leader: Option<NodeId>,
+    },
+    /// The layer stopped: a snapshot from the leader could not be restored, so this replica
+    /// cannot follow the log any more. Every later input is refused with
+    /// [`SubmitError::NotLeader`]. Restarting from the persisted state reports the cause
+    /// through [`Rsm::restore`].
+    Halted(String),
+}
+
+/// Counters of unusual events.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RsmStats {
+    /// Committed entries (or commands inside them) that did not decode; skipped
+    /// deterministically on every replica.
+    pub bad_entries: u64,
+    /// Snapshots taken by this replica.
+    pub snapshots_taken: u64,
+    /// Snapshots installed from the leader.
+    pub snapshots_installed: u64,
+    /// Commands skipped because their session showed them already executed.
+    pub duplicates: u64,
+}
+
+/// A proposal waiting to be applied: the entry's position and the tags of its commands.
+struct Pending<T> {
+    index: Index,
+    term: Term,
+    tags: SmallVec<[Option<T>; 1]>,
+}
+
+/// A replicated state machine. See the [module docs](self).
+pub struct Rsm<S: StateMachine, T = u64> {
+    raft: Node,
+    sm: S,
+    sessions: Sessions<S::Output>,
+    max_raft_state: Option<usize>,
+    log_size: LogSize,
+    /// Highest index applied to `sm` (or covered by the snapshot it was restored from).
+    applied: Index,
+    /// Proposals of the current term waiting for their entry, by increasing index.
+    pending: VecDeque<Pending<T>>,
+    /// The tags of the proposal being handed to Raft in this step.
+    proposing: SmallVec<[Option<T>; 1]>,
+    /// Queries waiting for ReadIndex confirmation, by ReadIndex context.
+    reads: BTreeMap<u64, (T, S::Query)>,
+    /// Confirmed queries waiting for `applied` to reach their read index, by index.
+    ready_reads: VecDeque<(Index, T, S::Query)>,
+    next_ctx: u64,
+    halted: Option<String>,
+    stats: RsmStats,
+    /// Reused buffer for the Raft node's actions.
+    raft_out: Vec<RaftAction>,
+    /// Capacity to reserve for the next entry (the last entry's size, rounded up).
+    entry_size_hint: usize,
+}
+
+impl<S, T> fmt::Debug for Rsm<S, T>
+where
+    S: StateMachine,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rsm")
+            .field("raft", &self.raft)
+            .field("applied", &self.applied)
+            .field("sessions", &self.sessions.len())
+            .field("pending", &self.pending.len())
+            .field("reads", &(self.reads.len() + self.ready_reads.len()))
+            .field("halted", &self.halted)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: StateMachine, T> Rsm<S, T> {
+    /// A brand-new replica with an empty log; `sm` is the initial state.
+    pub fn new(config: RsmConfig, sm: S) -> Result<Self, RsmError> {
+        Self::restore(config, Persisted::default(), sm)
+    }
+
+    /// Rebuilds a replica after a restart from what it persisted. The state machine and
+    /// the session table come back from the persisted snapshot (if any, else `sm` is the
+    /// initial state); entries after it are applied again as Raft re-learns that they are
+    /// committed.
+    pub fn restore(config: RsmConfig, persisted: Persisted, mut sm: S) -> Result<Self, RsmError> {
+        if !config.raft.leader_noop {
+            return Err(RsmError::NoLeaderNoop);
+        }
+        let mut sessions = Sessions::new();
+        let mut applied = 0;
+        if let Some(snap) = &persisted.snapshot {
+            let (s, state) = decode_snapshot(&snap.data)?;
+            sm.restore(state).map_err(RsmError::Restore)?;
+            sessions = s;
+            applied = snap.meta.index;
+        }
+        let log_size = LogSize::from_persisted(&persisted);
+        let raft = Node::restore(config.raft, persisted)?;
+        Ok(Rsm {
+            raft,
+            sm,
+            sessions,
+            max_raft_state: config.max_raft_state,
+            log_size,
+            applied,
+            pending: VecDeque::new(),
+            proposing: SmallVec::new(),
+            reads: BTreeMap::new(),
+            ready_reads: VecDeque::new(),
+            next_ctx: 0,
+            halted: None,
+            stats: RsmStats::default(),
+            raft_out: Vec::new(),
+            entry_size_hint: 64,
+        })
+    }
+
+    // ----- accessors -----------------------------------------------------------------
+
+    /// The Raft node (read-only: drive it through [`Rsm::step`]).
+    pub fn raft(&self) -> &Node {
+        &self.raft
+    }
+
+    /// The state machine (read-only).
+    pub fn state(&self) -> &S {
+        &self.sm
+    }
+
+    /// The session table.
+    pub fn sessions(&self) -> &Sessions<S::Output> {
+        &self.sessions
+    }
+
+    /// Whether this replica leads the current term.
+    pub fn is_leader(&self) -> bool {
+        self.raft.is_leader()
+    }
+
+    /// The leader this replica knows of.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.raft.leader()
+    }
+
+    /// The highest log index applied to the state machine.
+    pub fn applied_index(&self) -> Index {
+        self.applied
+    }
+
+    /// The persisted Raft state's size as the snapshot trigger measures it.
+    pub fn raft_state_size(&self) -> usize {
+        self.log_size.bytes()
+    }
+
+    /// Counters of unusual events.
+    pub fn stats(&self) -> RsmStats {
+        self.stats
+    }
+
+    /// Why the layer halted, if it did (see [`Action::Halted`]).
+    pub fn halted(&self) -> Option<&str> {
+        self.halted.as_deref()
+    }
+
+    /// Number of submissions proposed here and still waiting for their entry.
+    pub fn pending_submissions(&self) -> usize {
+        self.pending.iter().map(|p| p.tags.len()).sum()
+    }
+
+    /// Number of queries waiting for a ReadIndex round or for the state to catch up.
+    pub fn pending_queries(&self) -> usize {
+        self.reads.len() + self.ready_reads.len()
+    }
+
+    /// A snapshot of the current state (session table and state machine), as the layer
+    /// would hand to Raft.
+    pub fn encode_snapshot(&self) -> Bytes {
+        encode_snapshot(&self.sessions, |buf| self.sm.snapshot(buf))
+    }
+
+    // ----- stepping ------------------------------------------------------------------
+
+    /// Feeds one input and returns the actions to carry out, in order.
+    pub fn step(&mut self, input: Input<S::Command, S::Query, T>) -> Vec<Action<S::Output, T>> {
+        let mut out = Vec::new();
+        self.step_into(input, &mut out);
+        out
+    }
+
+    /// Like [`Rsm::step`], but appends the actions to `out`.
+    pub fn step_into(
+        &mut self,
+        input: Input<S::Command, S::Query, T>,
+        out: &mut Vec<Action<S::Output, T>>,
+    ) {
+        if self.halted.is_some() {
+            self.refuse(input, out);
+            return;
+        }
+        match input {
+            Input::Tick => self.raft_step(RaftInput::Tick, out),
+            Input::Receive { from, msg } => self.raft_step(RaftInput::Receive { from, msg }, out),
+            Input::Submit(sub) => self.submit(std::iter::once(sub), 1, out),
+            Input::SubmitBatch(subs) => {
+                let n = subs.len();
+                self.submit(subs.into_iter(), n, out);
+            }
+            Input::Query { tag, query } => {
+                let ctx = self.next_ctx;
+                self.next_ctx += 1;
+                self.reads.insert(ctx, (tag, query));
+                self.raft_step(RaftInput::ReadIndex { ctx }, out);
+            }
+        }
+        self.maybe_snapshot(out);
+    }
+
+    /// Answers every submission and query of `input` with `NotLeader` (after a halt).
+    fn refuse(
+        &mut self,
+        input: Input<S::Command, S::Query, T>,
+        out: &mut Vec<Action<S::Output, T>>,
+    ) {
+        let err = Err(SubmitError::NotLeader { leader: None });
+        match input {
+            Input::Tick | Input::Receive { .. } => {}
+            Input::Submit(sub) => out.push(Action::Reply {
+                tag: sub.tag,
+                result: err,
+            }),
+            Input::SubmitBatch(subs) => {
+                for sub in subs {
+                    out.push(Action::Reply {
+                        tag: sub.tag,
+                        result: err.clone(),
+                    });
+                }
+            }
+            Input::Query { tag, .. } => out.push(Action::Reply { tag, result: err }),
+        }
+    }
+
+    /// Proposes the submissions that are not already known to be executed, as one entry.
+    fn submit(
+        &mut self,
+        subs: impl Iterator<Item = Submission<S::Command, T>>,
+        hint: usize,
+        out: &mut Vec<Action<S::Output, T>>,
+    ) {
+        if !self.raft.is_leader() {
+            // Refuse at once without encoding anything.
+            let leader = self.raft.leader();
+            for sub in subs {
+                let result = match sub.session.map(|s| self.sessions.check(s)) {
+                    Some(Seen::Done(o)) => Ok(o.clone()),
+                    Some(Seen::Stale) => Err(SubmitError::Stale),
+                    _ => Err(SubmitError::NotLeader { leader }),
+                };
+                out.push(Action::Reply {
+                    tag: sub.tag,
+                    result,
+                });
+            }
+            return;
+        }
+        let mut commands: SmallVec<[(Option<Session>, S::Command); 1]> = SmallVec::new();
+        self.proposing.clear();
+        self.proposing.reserve(hint);
+        for sub in subs {
+            if let Some(s) = sub.session {
+                match self.sessions.check(s) {
+                    Seen::New => {}
+                    Seen::Done(o) => {
+                        // Executed already (a retry): the original answer, no new entry.
+                        self.stats.duplicates += 1;
+                        out.push(Action::Reply {
+                            tag: sub.tag,
+                            result: Ok(o.clone()),
+                        });
+                        continue;
+                    }
+                    Seen::Stale => {
+                        out.push(Action::Reply {
+                            tag: sub.tag,
+                            result: Err(SubmitError::Stale),
+                        });
+                        continue;
+                    }
+                }
+            }
+            commands.push((sub.session, sub.command));
+            self.proposing.push(Some(sub.tag));
+        }
+        if commands.is_empty() {
+            return;
+        }
+        let buf = Vec::with_capacity(self.entry_size_hint);
+        let buf = encode_entry(commands.len(), commands.iter().map(|(s, c)| (*s, c)), buf);
+        self.entry_size_hint = buf.len().next_power_of_two().min(1 << 20);
+        let data = Bytes::from(buf);
+        drop(commands);
+        self.raft_step(RaftInput::Propose(data), out);
+        // Raft answers a proposal in the same step (Proposed or NotLeader); nothing is left.
+        debug_assert!(self.proposing.is_empty());
+    }
+
+    /// Steps the Raft node and translates its actions.
+    fn raft_step(&mut self, input: RaftInput, out: &mut Vec<Action<S::Output, T>>) {
+        let mut actions = std::mem::take(&mut self.raft_out);
+        actions.clear();
+        self.raft.step_into(input, &mut actions);
+        for action in actions.drain(..) {
+            self.translate(action, out);
+        }
+        self.raft_out = actions;
+    }
+
+    fn translate(&mut self, action: RaftAction, out: &mut Vec<Action<S::Output, T>>) {
+        match action {
+            RaftAction::SaveHardState(_)
+            | RaftAction::TruncateLog { .. }
+            | RaftAction::AppendLog(_)
+            | RaftAction::SaveSnapshot(_) => {
+                self.log_size.observe(&action);
+                out.push(Action::Persist(action));
+            }
+            RaftAction::Send { to, msg } => out.push(Action::Send { to, msg }),
+            RaftAction::Apply(entry) => self.apply_entry(entry, out),
+            RaftAction::RestoreSnapshot(snapshot) => self.install(snapshot, out),
+            RaftAction::Proposed { index, term } => {
+                let tags = std::mem::take(&mut self.proposing);
+                if tags.is_empty() {
+                    return;
+                }
+                // Invariant: all pending proposals are of the current term (older ones are
+                // failed when the term changes) and Raft appends at increasing indexes.
+                debug_assert!(self.pending.back().is_none_or(|p| p.index < index));
+                self.pending.push_back(Pending { index, term, tags });
+            }
+            RaftAction::NotLeader { leader } => {
+                for tag in std::mem::take(&mut self.proposing).into_iter().flatten() {
+                    out.push(Action::Reply {
+                        tag,
+                        result: Err(SubmitError::NotLeader { leader }),
+                    });
+                }
+            }
+            RaftAction::ReadReady { ctx, index } => {
+                if let Some((tag, query)) = self.reads.remove(&ctx) {
+                    if index <= self.applied {
+                        let result = Ok(self.sm.query(&query));
+                        out.push(Action::Reply { tag, result });
+                    } else {
+                        let at = self.ready_reads.partition_point(|r| r.0 <= index);
+                        self.ready_reads.insert(at, (index, tag, query));
+                    }
+                }
+            }
+            RaftAction::ReadFailed { ctx, leader } => {
+                if let Some((tag, _)) = self.reads.remove(&ctx) {
+                    out.push(Action::Reply {
+                        tag,
+                        result: Err(SubmitError::NotLeader { leader }),
+                    });
+                }
+            }
+            RaftAction::LeaderChanged { term, leader } => {
+                // A proposal of an older term may never commit: fail it so the client
+                // retries (its session keeps a retry from executing twice). A leader that
+                // steps down within its term keeps its proposals: nothing else can be
+                // appended in that term, so they stay pending until a newer term shows up
+                // or their entries are applied.
+                while self.pending.front().is_some_and(|p| p.term < term) {
+                    let p = self.pending.pop_front().expect("checked above");
+                    fail_tags(p.tags, leader, out);
+                }
+                out.push(Action::LeaderChanged { term, leader });
+            }
+        }
+    }
+
+    /// Applies one committed entry and answers the proposals it settles.
+    fn apply_entry(&mut self, entry: Entry, out: &mut Vec<Action<S::Output, T>>) {
+        let Entry {
+            index,
+            term,
+            payload,
+        } = entry;
+        self.applied = index;
+        // Proposals at lower indexes were overwritten by entries we already applied (cannot
+        // happen while indexes are applied in order, kept for robustness).
+        let leader = self.raft.leader();
+        while self.pending.front().is_some_and(|p| p.index < index) {
+            let p = self.pending.pop_front().expect("checked above");
+            fail_tags(p.tags, leader, out);
+        }
+        let mut mine = match self.pending.front() {
+            Some(p) if p.index == index => {
+                let p = self.pending.pop_front().expect("checked above");
+                if p.term == term {
+                    Some(p.tags)
+                } else {
+                    // A different entry won this index: ours is lost.
+                    fail_tags(p.tags, leader, out);
+                    None
+                }
+            }
+            _ => None,
+        };
+        if let Payload::Command(data) = payload {
+            self.apply_commands(&data, mine.as_deref_mut(), out);
+        }
+        if let Some(tags) = mine {
+            // Commands of a malformed entry: never executed.
+            fail_tags(tags, leader, out);
+        }
+        self.serve_ready_reads(out);
+    }
+
+    fn apply_commands(
+        &mut self,
+        data: &[u8],
+        mut tags: Option<&mut [Option<T>]>,
+        out: &mut Vec<Action<S::Output, T>>,
+    ) {
+        let mut reader = match EntryReader::open(data) {
+            Ok(r) => r,
+            Err(_) => {
+                self.stats.bad_entries += 1;
+                return;
+            }
+        };
+        let mut k = 0;
+        while let Some(next) = reader.next::<S::Command>() {
+            let Envelope { session, command } = match next {
+                Ok(env) => env,
+                Err(_) => {
+                    self.stats.bad_entries += 1;
+                    break;
+                }
+            };
+            let result = match session {
+                None => Ok(self.sm.apply(command)),
+                Some(s) => match self.sessions.check(s) {
+                    Seen::New => {
+                        let output = self.sm.apply(command);
+                        self.sessions.record(s, output.clone());
+                        Ok(output)
+                    }
+                    Seen::Done(o) => {
+                        self.stats.duplicates += 1;
+                        Ok(o.clone())
+                    }
+                    Seen::Stale => {
+                        self.stats.duplicates += 1;
+                        Err(SubmitError::Stale)
+                    }
+                },
+            };
+            if let Some(tag) = tags
+                .as_deref_mut()
+                .and_then(|t| t.get_mut(k))
+                .and_then(Option::take)
+            {
+                out.push(Action::Reply { tag, result });
+            }
+            k += 1;
+        }
+        if reader.has_trailing_bytes() {
+            self.stats.bad_entries += 1;
+        }
+    }
+
+    /// Serves confirmed queries whose read index has been applied.
+    fn serve_ready_reads(&mut self, out: &mut Vec<Action<S::Output, T>>) {
+        while self
+            .ready_reads
+            .front()
+            .is_some_and(|r| r.0 <= self.applied)
+        {
+            let (_, tag, query) = self.ready_reads.pop_front().expect("checked above");
+            let result = Ok(self.sm.query(&query));
+            out.push(Action::Reply { tag, result });
+        }
+    }
+
+    /// Replaces the state with a snapshot from the leader.
+    fn install(&mut self, snapshot: Snapshot, out: &mut Vec<Action<S::Output, T>>) {
+        let restored = decode_snapshot::<S::Output>(&snapshot.data)
+            .map_err(|e| e.to_string())
+            .and_then(|(sessions, state)| {
+                self.sm.restore(state)?;
+                Ok(sessions)
+            });
+        match restored {
+            Ok(sessions) => {
+                self.sessions = sessions;
+                self.applied = snapshot.meta.index;
+                self.stats.snapshots_installed += 1;
+                // Our proposals at covered indexes: their outcome is inside the snapshot,
+                // unknown to us; the client's retry learns it from the session table.
+                let leader = self.raft.leader();
+                while self
+                    .pending
+                    .front()
+                    .is_some_and(|p| p.index <= self.applied)
+                {
+                    let p = self.pending.pop_front().expect("checked above");
+                    fail_tags(p.tags, leader, out);
+                }
+                self.serve_ready_reads(out);
+            }
+            Err(reason) => {
+                // Raft has already adopted the snapshot: this replica cannot follow the log
+                // any more. Stop rather than diverge.
+                let reason = format!("snapshot at index {}: {reason}", snapshot.meta.index);
+                for p in std::mem::take(&mut self.pending) {
+                    fail_tags(p.tags, None, out);
+                }
+                for (_, (tag, _)) in std::mem::take(&mut self.reads) {
+                    out.push(Action::Reply {
+                        tag,
+                        result: Err(SubmitError::NotLeader { leader: None }),
+                    });
+                }
+                for (_, tag, _) in std::mem::take(&mut self.ready_reads) {
+                    out.push(Action::Reply {
+                        tag,
+                        result: Err(SubmitError::NotLeader { leader: None }),
+                    });
+                }
+                self.halted = Some(reason.clone());
+                out.push(Action::Halted(reason));
+            }
+        }
+    }
+
+    /// Snapshots when the persisted Raft state reached the configured size.
+    fn maybe_snapshot(&mut self, out: &mut Vec<Action<S::Output, T>>) {
+        let Some(max) = self.max_raft_state else {
+            return;
+        };
+        if self.halted.is_some()
+            || self.log_size.bytes() < max
+            || self.applied <= self.raft.log().snapshot_meta().index
+        {
+            return;
+        }
+        let data = self.encode_snapshot();
+        self.stats.snapshots_taken += 1;
+        let index = self.applied;
+        self.raft_step(RaftInput::Snapshot { index, data }, out);
+    }
+}
+
+fn fail_tags<O, T>(
+    tags: SmallVec<[Option<T>; 1]>,
+    leader: Option<NodeId>,
+    out: &mut Vec<Action<O, T>>,
+) {
+    for tag in tags.into_iter().flatten() {
+        out.push(Action::Reply {
+            tag,
+            result: Err(SubmitError::NotLeader { leader }),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,404 @@
+//! Unit tests of the replicated-state-machine layer on a tiny in-memory cluster.
+
+use std::collections::VecDeque;
+
+use serde::{Deserialize, Serialize};
+use stepwise_raft::{Config, Message, NodeId, Persisted};
+
+use super::*;
+
+/// The lab's rsm test machine: a counter with Inc, Null and Dec (Dec must never run).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Counter {
+    n: u64,
+    applied: u64,
+    decs: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+enum Cmd {
+    Inc,
+    Null,
+    Dec,
+}
+
+impl StateMachine for Counter {
+    type Command = Cmd;
+    type Query = ();
+    type Output = u64;
+
+    fn apply(&mut self, cmd: Cmd) -> u64 {
+        self.applied += 1;
+        match cmd {
+            Cmd::Inc => self.n += 1,
+            Cmd::Null => {}
+            Cmd::Dec => self.decs += 1,
+        }
+        self.n
+    }
+    fn query(&self, _: &()) -> u64 {
+        self.n
+    }
+    fn snapshot(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.n.to_le_bytes());
+    }
+    fn restore(&mut self, data: &[u8]) -> Result<(), String> {
+        let n = data.try_into().map_err(|_| "bad counter snapshot")?;
+        self.n = u64::from_le_bytes(n);
+        Ok(())
+    }
+}
+
+type Out = Action<u64, u64>;
+
+/// Three (or n) replicas, in-memory storage, a FIFO network with cuttable links.
+struct Cluster {
+    nodes: Vec<Option<Rsm<Counter, u64>>>,
+    disks: Vec<Persisted>,
+    up: Vec<bool>,
+    net: VecDeque<(NodeId, NodeId, Message)>,
+    replies: Vec<(NodeId, u64, Result<u64, SubmitError>)>,
+    max_raft_state: Option<usize>,
+}
+
+fn config(id: NodeId, n: usize, max: Option<usize>) -> RsmConfig {
+    let members: Vec<NodeId> = (0..n as u64).collect();
+    RsmConfig::new(Config::new(id, members).with_seed(id + 11)).with_max_raft_state(max)
+}
+
+impl Cluster {
+    fn new(n: usize, max: Option<usize>) -> Cluster {
+        Cluster {
+            nodes: (0..n)
+                .map(|i| Some(Rsm::new(config(i as u64, n, max), Counter::default()).unwrap()))
+                .collect(),
+            disks: vec![Persisted::default(); n],
+            up: vec![true; n],
+            net: VecDeque::new(),
+            replies: Vec::new(),
+            max_raft_state: max,
+        }
+    }
+
+    fn node(&self, i: usize) -> &Rsm<Counter, u64> {
+        self.nodes[i].as_ref().unwrap()
+    }
+
+    fn step(&mut self, i: usize, input: Input<Cmd, (), u64>) {
+        let Some(node) = self.nodes[i].as_mut() else {
+            return;
+        };
+        let actions: Vec<Out> = node.step(input);
+        for a in actions {
+            match a {
+                Action::Persist(p) => assert!(self.disks[i].apply(&p), "not persistence: {p:?}"),
+                Action::Send { to, msg } => self.net.push_back((i as u64, to, msg)),
+                Action::Reply { tag, result } => self.replies.push((i as u64, tag, result)),
+                Action::LeaderChanged { .. } | Action::Halted(_) => {}
+            }
+        }
+    }
+
+    /// Delivers queued messages (dropping those on cut links) and ticks everyone once.
+    fn round(&mut self) {
+        for _ in 0..self.net.len() {
+            let (from, to, msg) = self.net.pop_front().unwrap();
+            if self.up[from as usize] && self.up[to as usize] {
+                self.step(to as usize, Input::Receive { from, msg });
+            }
+        }
+        for i in 0..self.nodes.len() {
+            self.step(i, Input::Tick);
+        }
+    }
+
+    fn leader(&self) -> Option<usize> {
+        (0..self.nodes.len())
+            .find(|&i| self.up[i] && self.nodes[i].as_ref().is_some_and(|n| n.is_leader()))
+    }
+
+    fn run_until(&mut self, mut pred: impl FnMut(&Cluster) -> bool) {
+        for _ in 0..2000 {
+            if pred(self) {
+                return;
+            }
+            self.round();
+        }
+        panic!("condition not reached");
+    }
+
+    fn elect(&mut self) -> usize {
+        self.run_until(|c| c.leader().is_some());
+        self.leader().unwrap()
+    }
+
+    fn reply(&self, tag: u64) -> Option<&Result<u64, SubmitError>> {
+        self.replies.iter().find(|r| r.1 == tag).map(|r| &r.2)
+    }
+
+    fn restart(&mut self, i: usize) {
+        let n = self.nodes.len();
+        self.nodes[i] = Some(
+            Rsm::restore(
+                config(i as u64, n, self.max_raft_state),
+                self.disks[i].clone(),
+                Counter::default(),
+            )
+            .unwrap(),
+        );
+    }
+}
+
+fn sub(tag: u64, cmd: Cmd) -> Input<Cmd, (), u64> {
+    Input::Submit(Submission::new(tag, cmd))
+}
+
+fn sess(tag: u64, client: u64, seq: u64, cmd: Cmd) -> Input<Cmd, (), u64> {
+    Input::Submit(Submission::with_session(tag, Session { client, seq }, cmd))
+}
+
+#[test]
+fn commands_are_answered_after_commit_with_their_output() {
+    let mut c = Cluster::new(3, None);
+    let l = c.elect();
+    for k in 1..=10 {
+        c.step(l, sub(k, Cmd::Inc));
+        c.run_until(|c| c.reply(k).is_some());
+        assert_eq!(c.reply(k), Some(&Ok(k)));
+    }
+    c.run_until(|c| (0..3).all(|i| c.node(i).state().n == 10));
+}
+
+#[test]
+fn a_follower_refuses_at_once_with_a_leader_hint() {
+    let mut c = Cluster::new(3, None);
+    let l = c.elect();
+    c.run_until(|c| (0..3).all(|i| c.node(i).leader() == Some(l as u64)));
+    let f = (l + 1) % 3;
+    c.step(f, sub(1, Cmd::Inc));
+    c.step(f, Input::Query { tag: 2, query: () });
+    let hint = Err(SubmitError::NotLeader {
+        leader: Some(l as u64),
+    });
+    assert_eq!(c.reply(1), Some(&hint));
+    assert_eq!(c.reply(2), Some(&hint));
+}
+
+#[test]
+fn a_retried_command_executes_once_and_gets_the_original_answer() {
+    let mut c = Cluster::new(3, None);
+    let l = c.elect();
+    // Two copies of the same command in the log before either applies.
+    c.step(l, sess(1, 7, 1, Cmd::Inc));
+    c.step(l, sess(2, 7, 1, Cmd::Inc));
+    c.step(l, sub(3, Cmd::Inc));
+    c.run_until(|c| c.reply(3).is_some());
+    assert_eq!(c.reply(1), Some(&Ok(1)));
+    assert_eq!(c.reply(2), Some(&Ok(1)));
+    assert_eq!(c.reply(3), Some(&Ok(2)));
+    // A later retry is answered from the session table without a new entry.
+    let last = c.node(l).raft().log().last_index();
+    c.step(l, sess(4, 7, 1, Cmd::Inc));
+    assert_eq!(c.reply(4), Some(&Ok(1)));
+    assert_eq!(c.node(l).raft().log().last_index(), last);
+    // Followers answer retries of executed commands too (the result is committed).
+    let f = (l + 1) % 3;
+    c.run_until(|c| c.node(f).applied_index() >= last);
+    c.step(f, sess(5, 7, 1, Cmd::Inc));
+    assert_eq!(c.reply(5), Some(&Ok(1)));
+    // The client moves on; its old command is stale.
+    c.step(l, sess(6, 7, 2, Cmd::Inc));
+    c.run_until(|c| c.reply(6).is_some());
+    assert_eq!(c.reply(6), Some(&Ok(3)));
+    c.step(l, sess(7, 7, 1, Cmd::Inc));
+    assert_eq!(c.reply(7), Some(&Err(SubmitError::Stale)));
+    assert_eq!(c.node(l).state().applied, 3);
+}
+
+#[test]
+fn a_batch_is_one_entry_with_one_reply_per_command() {
+    let mut c = Cluster::new(3, None);
+    let l = c.elect();
+    let last = c.node(l).raft().log().last_index();
+    let batch = (1..=5).map(|k| Submission::new(k, Cmd::Inc)).collect();
+    c.step(l, Input::SubmitBatch(batch));
+    assert_eq!(c.node(l).raft().log().last_index(), last + 1);
+    c.run_until(|c| c.replies.len() == 5);
+    for k in 1..=5 {
+        assert_eq!(c.reply(k), Some(&Ok(k)));
+    }
+}
+
+#[test]
+fn reads_wait_for_a_quorum_and_see_every_completed_write() {
+    let mut c = Cluster::new(3, None);
+    let l = c.elect();
+    c.step(l, sub(1, Cmd::Inc));
+    c.run_until(|c| c.reply(1).is_some());
+    c.step(l, Input::Query { tag: 2, query: () });
+    // Leadership must be confirmed by a round trip first.
+    assert_eq!(c.reply(2), None);
+    c.run_until(|c| c.reply(2).is_some());
+    assert_eq!(c.reply(2), Some(&Ok(1)));
+    // An isolated leader cannot serve reads.
+    c.up[l] = false;
+    c.step(l, Input::Query { tag: 3, query: () });
+    for _ in 0..20 {
+        c.round();
+    }
+    assert_eq!(c.reply(3), None);
+}
+
+#[test]
+fn proposals_of_a_deposed_leader_fail_cleanly_once_a_newer_term_shows_up() {
+    let mut c = Cluster::new(3, None);
+    let old = c.elect();
+    c.up[old] = false;
+    for k in 0..5 {
+        c.step(old, sub(100 + k, Cmd::Dec));
+    }
+    // The others elect a new leader and commit an Inc at the same indexes.
+    c.run_until(|c| c.leader().is_some_and(|l| l != old));
+    let new = c.leader().unwrap();
+    c.step(new, sub(1, Cmd::Inc));
+    c.run_until(|c| c.reply(1).is_some());
+    // The isolated node still waits (it cannot know yet).
+    for _ in 0..100 {
+        c.round();
+    }
+    assert!((100..105).all(|k| c.reply(k).is_none()));
+    c.up[old] = true;
+    c.run_until(|c| (100..105).all(|k| c.reply(k).is_some()));
+    for k in 100..105 {
+        assert!(
+            matches!(c.reply(k), Some(Err(SubmitError::NotLeader { .. }))),
+            "{:?}",
+            c.reply(k)
+        );
+    }
+    c.run_until(|c| c.node(old).state().n == 1);
+    assert!((0..3).all(|i| c.node(i).state().decs == 0));
+}
+
+#[test]
+fn snapshots_keep_the_raft_state_small_and_restore_after_a_restart() {
+    let max = 300;
+    let mut c = Cluster::new(3, Some(max));
+    let l = c.elect();
+    for k in 1..=60 {
+        c.step(l, sess(k, 1, k, Cmd::Inc));
+        c.run_until(|c| c.reply(k).is_some());
+        for i in 0..3 {
+            assert!(c.disks[i].raft_state_size() <= 2 * max);
+            assert_eq!(c.node(i).raft_state_size(), c.disks[i].raft_state_size());
+        }
+    }
+    assert!(c.node(l).stats().snapshots_taken > 0);
+    assert!(c.disks.iter().all(|d| d.snapshot.is_some()));
+    c.run_until(|c| (0..3).all(|i| c.node(i).state().n == 60));
+    for i in 0..3 {
+        c.restart(i);
+    }
+    // The session table came back too: a retry of the last command is a duplicate.
+    let l = c.elect();
+    c.step(l, sess(1000, 1, 60, Cmd::Inc));
+    c.run_until(|c| c.reply(1000).is_some());
+    assert_eq!(c.reply(1000), Some(&Ok(60)));
+    c.step(l, sess(1001, 1, 61, Cmd::Inc));
+    c.run_until(|c| c.reply(1001).is_some());
+    assert_eq!(c.reply(1001), Some(&Ok(61)));
+}
+
+#[test]
+fn a_lagging_follower_catches_up_through_install_snapshot() {
+    let mut c = Cluster::new(3, Some(200));
+    let l = c.elect();
+    let lag = (l + 1) % 3;
+    c.up[lag] = false;
+    for k in 1..=40 {
+        c.step(l, sub(k, Cmd::Inc));
+        c.run_until(|c| c.reply(k).is_some());
+    }
+    c.up[lag] = true;
+    c.run_until(|c| c.node(lag).state().n == 40);
+    assert!(c.node(lag).stats().snapshots_installed >= 1);
+}
+
+#[test]
+fn a_snapshot_that_does_not_decode_halts_the_replica() {
+    let mut c = Cluster::new(3, Some(200));
+    let l = c.elect();
+    let f = (l + 1) % 3;
+    let bad = Snapshot {
+        meta: stepwise_raft::SnapshotMeta {
+            index: 1000,
+            term: c.node(l).raft().term(),
+        },
+        data: Bytes::from_static(&[1, 2, 3]),
+    };
+    let msg = Message::InstallSnapshot {
+        term: c.node(l).raft().term(),
+        snapshot: bad,
+        seq: 1,
+    };
+    c.step(
+        f,
+        Input::Receive {
+            from: l as u64,
+            msg,
+        },
+    );
+    assert!(c.node(f).halted().is_some());
+    c.step(f, sub(9, Cmd::Inc));
+    assert_eq!(
+        c.reply(9),
+        Some(&Err(SubmitError::NotLeader { leader: None }))
+    );
+    // Restarting reports the cause instead of running on a broken state.
+    let n = c.nodes.len();
+    let err = Rsm::<Counter, u64>::restore(
+        config(f as u64, n, None),
+        c.disks[f].clone(),
+        Counter::default(),
+    );
+    assert!(matches!(err, Err(RsmError::Snapshot(_))), "{err:?}");
+}
+
+#[test]
+fn malformed_entries_are_skipped_and_counted() {
+    // A log whose first entry is garbage (as a peer of another version might write).
+    let mut disk = Persisted::default();
+    disk.hard_state.term = 1;
+    disk.entries.push(stepwise_raft::Entry {
+        term: 1,
+        index: 1,
+        payload: Payload::Command(Bytes::from_static(&[9, 9, 9])),
+    });
+    let mut rsm: Rsm<Counter, u64> =
+        Rsm::restore(config(0, 1, None), disk, Counter::default()).unwrap();
+    let mut replies = Vec::new();
+    for _ in 0..200 {
+        for a in rsm.step(Input::Tick) {
+            if let Action::Reply { tag, result } = a {
+                replies.push((tag, result));
+            }
+        }
+    }
+    assert!(rsm.is_leader());
+    assert_eq!(rsm.stats().bad_entries, 1);
+    let out = rsm.step(sub(1, Cmd::Inc));
+    assert!(out.contains(&Action::Reply {
+        tag: 1,
+        result: Ok(1)
+    }));
+}
+
+#[test]
+fn configs_without_leader_noop_are_refused() {
+    let mut cfg = config(0, 1, None);
+    cfg.raft.leader_noop = false;
+    assert_eq!(
+        Rsm::<Counter, u64>::new(cfg, Counter::default()).err(),
+        Some(RsmError::NoLeaderNoop)
+    );
+}
