@@ -6,6 +6,8 @@
 //! (the 4096 most common words take 80% of occurrences) over a vocabulary of about
 //! 50,000 distinct words, about 1% of them with Latin-1 accents.
 
+use std::sync::OnceLock;
+
 /// Vocabulary size.
 const VOCABULARY: usize = 50_000;
 /// The frequent head of the vocabulary, sampled with Zipf weights.
@@ -42,15 +44,26 @@ pub fn generate(seed: u64, bytes: usize) -> Vec<u8> {
 #[derive(Debug, Clone)]
 pub struct Generator {
     rng: oorandom::Rand64,
+    vocabulary: &'static Vocabulary,
+}
+
+/// The words and their frequencies: the same for every seed (only the text differs), and
+/// built once per process (it takes tens of milliseconds).
+#[derive(Debug)]
+struct Vocabulary {
     words: Vec<Box<str>>,
     capitalized: Vec<Box<str>>,
     zipf: Vec<u16>,
 }
 
-impl Generator {
-    /// A generator whose vocabulary and text depend only on `seed`.
-    pub fn new(seed: u64) -> Self {
-        let mut rng = oorandom::Rand64::new(u128::from(seed) ^ 0x6d72_636f_7270_7573);
+impl Vocabulary {
+    fn get() -> &'static Vocabulary {
+        static CELL: OnceLock<Vocabulary> = OnceLock::new();
+        CELL.get_or_init(Vocabulary::build)
+    }
+
+    fn build() -> Vocabulary {
+        let mut rng = oorandom::Rand64::new(0x6d72_636f_7270_7573);
         let mut words = Vec::with_capacity(VOCABULARY);
         for i in 0..VOCABULARY {
             // Common words are short, rare words long, as in English.
@@ -87,11 +100,20 @@ impl Generator {
             }
         }
         zipf.resize(slots, (HEAD - 1) as u16);
-        Generator {
-            rng,
+        Vocabulary {
             words,
             capitalized,
             zipf,
+        }
+    }
+}
+
+impl Generator {
+    /// A generator whose text depends only on `seed`.
+    pub fn new(seed: u64) -> Self {
+        Generator {
+            rng: oorandom::Rand64::new(u128::from(seed) ^ 0x6d72_636f_7270_7573),
+            vocabulary: Vocabulary::get(),
         }
     }
 
@@ -101,7 +123,7 @@ impl Generator {
             // 20%: uniform over the whole vocabulary (the long tail).
             ((r >> 8) % VOCABULARY as u64) as usize
         } else {
-            usize::from(self.zipf[(r >> 40) as usize & ((1 << TABLE_BITS) - 1)])
+            usize::from(self.vocabulary.zipf[(r >> 40) as usize & ((1 << TABLE_BITS) - 1)])
         }
     }
 
@@ -118,9 +140,9 @@ impl Generator {
             }
             sentence_left -= 1;
             let word = if first {
-                &self.capitalized[index]
+                &self.vocabulary.capitalized[index]
             } else {
-                &self.words[index]
+                &self.vocabulary.words[index]
             };
             let punctuation: &[u8] = if sentence_left == 0 {
                 b"."
@@ -183,7 +205,7 @@ mod tests {
         let text = generate(1, 60);
         assert_eq!(
             String::from_utf8(text).unwrap(),
-            "Cler noun whe keer feasttees plack, breanshoockreth \n\n\n\n\n\n\n\n"
+            "Po yaing, voutyootril pockdru you koo shinghi tajeer caind \n"
         );
     }
 
