@@ -1,6 +1,7 @@
 //! The entry point: [`check`] splits a history by partition and searches each part.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::history::Operation;
@@ -35,6 +36,16 @@ impl CheckResult {
         match self {
             Self::Illegal(v) => Some(v),
             _ => None,
+        }
+    }
+}
+
+impl fmt::Display for CheckResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Ok => f.write_str("linearizable"),
+            Self::Illegal(violation) => violation.fmt(f),
+            Self::Unknown => f.write_str("unknown: the check timed out"),
         }
     }
 }

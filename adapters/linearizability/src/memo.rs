@@ -120,21 +120,38 @@ impl Memo {
         }
     }
 
-    /// Records the configuration; returns `false` if it was already there.
-    pub(crate) fn insert(&mut self, front: u32, state: u32, open_bits: &[u64]) -> bool {
-        let hash = mix64(fx_hash(&(front, state, open_bits)));
-        let head = self.heads.get(&hash).copied().unwrap_or(NONE);
-        let mut at = head;
+    fn key_hash(front: u32, state: u32, open_bits: &[u64]) -> u64 {
+        mix64(fx_hash(&(front, state, open_bits)))
+    }
+
+    fn find(&self, hash: u64, front: u32, state: u32, open_bits: &[u64]) -> Option<u32> {
+        let mut at = self.heads.get(&hash).copied().unwrap_or(NONE);
         while at != NONE {
             let e = &self.entries[at as usize];
             if e.front == front
                 && e.state == state
                 && self.bits[e.bits_at as usize..][..e.bits_len as usize] == *open_bits
             {
-                return false;
+                return Some(at);
             }
             at = e.next;
         }
+        None
+    }
+
+    /// Whether the configuration was recorded.
+    pub(crate) fn contains(&self, front: u32, state: u32, open_bits: &[u64]) -> bool {
+        let hash = Self::key_hash(front, state, open_bits);
+        self.find(hash, front, state, open_bits).is_some()
+    }
+
+    /// Records the configuration; returns `false` if it was already there.
+    pub(crate) fn insert(&mut self, front: u32, state: u32, open_bits: &[u64]) -> bool {
+        let hash = Self::key_hash(front, state, open_bits);
+        if self.find(hash, front, state, open_bits).is_some() {
+            return false;
+        }
+        let head = self.heads.get(&hash).copied().unwrap_or(NONE);
         let new = id(self.entries.len());
         self.entries.push(Entry {
             front,
@@ -193,5 +210,7 @@ mod tests {
         assert!(memo.insert(4, 0, &[]));
         assert!(!memo.insert(4, 0, &[]));
         assert_eq!(memo.len(), 5);
+        assert!(memo.contains(3, 0, &[0b100]));
+        assert!(!memo.contains(3, 0, &[0b110]));
     }
 }

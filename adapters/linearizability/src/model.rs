@@ -11,6 +11,50 @@ use std::hash::Hash;
 /// (for a key-value store, model one key and [`partition`](Model::partition) by key).
 ///
 /// `Debug` on the associated types is used only to print violations.
+///
+/// A counter with increments and reads:
+///
+/// ```
+/// use stepwise_linearizability::{CheckResult, Model, Operation, check};
+///
+/// #[derive(Debug)]
+/// enum CounterOp { Increment, Read }
+///
+/// struct Counter;
+///
+/// impl Model for Counter {
+///     type State = u64;
+///     type Input = CounterOp;
+///     type Output = u64; // the value read; ignored for increments
+///     type Key = ();
+///
+///     fn init(&self) -> u64 { 0 }
+///
+///     fn step(&self, state: &u64, input: &CounterOp, output: Option<&u64>) -> Option<u64> {
+///         match input {
+///             CounterOp::Increment => Some(state + 1),
+///             CounterOp::Read => match output {
+///                 Some(read) if read != state => None,
+///                 _ => Some(*state),
+///             },
+///         }
+///     }
+///
+///     fn partition(&self, _input: &CounterOp) {}
+///
+///     fn is_read_only(&self, input: &CounterOp, _output: Option<&u64>) -> bool {
+///         matches!(input, CounterOp::Read)
+///     }
+/// }
+///
+/// let history = [
+///     Operation::complete(1, CounterOp::Increment, 0, 0, 10),
+///     Operation::complete(2, CounterOp::Read, 2, 1, 4),
+///     Operation::complete(2, CounterOp::Read, 5, 0, 6), // goes back: illegal
+/// ];
+/// assert!(check(&Counter, &history, None).is_illegal());
+/// assert_eq!(check(&Counter, &history[..2], None), CheckResult::Ok);
+/// ```
 pub trait Model {
     /// The state of the object. Equal states must behave identically.
     type State: Clone + Eq + Hash + Debug;

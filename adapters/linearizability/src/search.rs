@@ -199,10 +199,23 @@ impl Events {
 enum Next {
     /// A new configuration was entered: look for a legal read to commit to.
     Enter,
-    /// Try the candidates from this node on.
+    /// Try the non-read candidates from this node on.
     Scan(u32),
     /// The current configuration cannot be extended: undo the last linearization.
     Backtrack,
+}
+
+/// How the search treats an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Complete, and a read: linearized as soon as it is legal, without alternatives.
+    Read,
+    /// Complete, may change the state: a choice point.
+    Write,
+    /// No reply and a read: constrains nothing, so never linearized.
+    PendingRead,
+    /// No reply, may change the state: optional, a choice point.
+    PendingWrite,
 }
 
 /// One linearized operation on the search stack.
@@ -221,7 +234,7 @@ struct Frame {
 struct Search<'a, M: Model> {
     model: &'a M,
     ops: &'a [&'a Operation<M::Input, M::Output>],
-    read_only: Vec<bool>,
+    kind: Vec<Kind>,
     events: Events,
     /// Complete operations not yet linearized.
     remaining: usize,
@@ -254,7 +267,7 @@ impl<M: Model> Search<'_, M> {
     /// resulting configuration is new.
     fn linearize(&mut self, call: u32, next: u32, forced: bool) -> Tried {
         let op = self.events.nodes[call as usize].op;
-        let complete = self.ops[op as usize].is_complete();
+        let complete = matches!(self.kind[op as usize], Kind::Read | Kind::Write);
         if complete && self.remaining == 1 {
             return Tried::Done;
         }
@@ -265,15 +278,7 @@ impl<M: Model> Search<'_, M> {
             self.front
         };
         self.linearized.insert(op);
-        let window = self.events.window(next_front);
-        self.open_bits.clear();
-        self.open_bits.resize(window.len().div_ceil(64), 0);
-        for (i, &other) in window.iter().enumerate() {
-            if self.linearized.contains(other) {
-                self.open_bits[i / 64] |= 1 << (i % 64);
-            }
-        }
-        if !self.memo.insert(next_front, next, &self.open_bits) {
+        if !self.enter_new(next_front, next) {
             self.linearized.remove(op);
             return Tried::Rejected;
         }
@@ -292,12 +297,43 @@ impl<M: Model> Search<'_, M> {
         Tried::Entered
     }
 
+    /// Records the configuration (current linearized set, `front`, `state`) unless it was
+    /// seen already or is dominated: the same with one linearized pending operation fewer
+    /// was seen. (Pending operations are optional, so every completion of the larger set
+    /// completes the smaller one too; without this, each pending operation whose effect was
+    /// overwritten would double the search.)
+    fn enter_new(&mut self, front: u32, state: u32) -> bool {
+        let window = self.events.window(front);
+        self.open_bits.clear();
+        self.open_bits.resize(window.len().div_ceil(64), 0);
+        for (i, &other) in window.iter().enumerate() {
+            if self.linearized.contains(other) {
+                self.open_bits[i / 64] |= 1 << (i % 64);
+            }
+        }
+        if self.memo.contains(front, state, &self.open_bits) {
+            return false;
+        }
+        for (i, &other) in window.iter().enumerate() {
+            if self.kind[other as usize] == Kind::PendingWrite && self.linearized.contains(other) {
+                let bit = 1 << (i % 64);
+                self.open_bits[i / 64] &= !bit;
+                let dominated = self.memo.contains(front, state, &self.open_bits);
+                self.open_bits[i / 64] |= bit;
+                if dominated {
+                    return false;
+                }
+            }
+        }
+        self.memo.insert(front, state, &self.open_bits)
+    }
+
     /// On entering a configuration: if some candidate is a legal read, commit to it.
     fn enter(&mut self) -> Result<Next, Outcome> {
         let mut node = self.events.nodes[HEAD as usize].next;
         while node != NIL && self.events.nodes[node as usize].call {
             let op = self.events.nodes[node as usize].op as usize;
-            if self.read_only[op] {
+            if self.kind[op] == Kind::Read {
                 let o = self.ops[op];
                 let state = self.states.get(self.state);
                 if self
@@ -338,8 +374,9 @@ impl<M: Model> Search<'_, M> {
             }
             return Ok(Next::Backtrack);
         }
-        // Reads were tried on entering this configuration: none is legal here.
-        if self.read_only[node.op as usize] {
+        // Reads were tried on entering this configuration (none is legal here), and pending
+        // reads are never needed.
+        if matches!(self.kind[node.op as usize], Kind::Read | Kind::PendingRead) {
             return Ok(Next::Scan(node.next));
         }
         let o = self.ops[node.op as usize];
@@ -374,7 +411,7 @@ impl<M: Model> Search<'_, M> {
         };
         let op = self.events.nodes[frame.call as usize].op;
         self.linearized.remove(op);
-        if self.ops[op as usize].is_complete() {
+        if matches!(self.kind[op as usize], Kind::Read | Kind::Write) {
             self.remaining += 1;
         }
         self.state = frame.state;
@@ -409,9 +446,19 @@ pub(crate) fn check_partition<M: Model>(
     let mut search = Search {
         model,
         ops,
-        read_only: ops
+        kind: ops
             .iter()
-            .map(|op| model.is_read_only(&op.input, op.output.as_ref()))
+            .map(|op| {
+                match (
+                    op.is_complete(),
+                    model.is_read_only(&op.input, op.output.as_ref()),
+                ) {
+                    (true, true) => Kind::Read,
+                    (true, false) => Kind::Write,
+                    (false, true) => Kind::PendingRead,
+                    (false, false) => Kind::PendingWrite,
+                }
+            })
             .collect(),
         front: events.next_return(HEAD),
         events,
@@ -426,6 +473,8 @@ pub(crate) fn check_partition<M: Model>(
         best_stuck: NIL,
         best_linearized: Vec::new(),
     };
+    // The initial configuration counts as seen, so that dominated ones are recognized.
+    search.enter_new(search.front, search.state);
     let mut next = Next::Enter;
     let mut ticks = 0u32;
     loop {

@@ -353,7 +353,7 @@ fn generated_register_histories_are_linearizable() {
 }
 
 /// Small histories, clean and corrupted: the checker's verdict equals the brute force one.
-fn assert_agrees_with_brute_force<M: Reference + Debug>(model: &M, seeds: u64)
+fn assert_agrees_with_brute_force<M: Reference + Debug>(model: &M, seeds: u64, pending_pct: u64)
 where
     M::Input: Clone,
     M::Output: Clone,
@@ -367,7 +367,7 @@ where
             keys: 1 + rng.below(2),
             max_gap: rng.below(4),
             max_half: rng.below(5),
-            pending_pct: 15,
+            pending_pct,
         };
         let mut ops = generate(model, &mut rng, spec);
         assert!(
@@ -394,17 +394,20 @@ where
 
 #[test]
 fn versioned_checker_agrees_with_brute_force() {
-    assert_agrees_with_brute_force(&VersionedKv::new(), 3000);
+    assert_agrees_with_brute_force(&VersionedKv::new(), 3000, 15);
+    assert_agrees_with_brute_force(&VersionedKv::new(), 2000, 50);
 }
 
 #[test]
 fn kv_checker_agrees_with_brute_force() {
-    assert_agrees_with_brute_force(&Kv::new(), 3000);
+    assert_agrees_with_brute_force(&Kv::new(), 3000, 15);
+    assert_agrees_with_brute_force(&Kv::new(), 2000, 50);
 }
 
 #[test]
 fn register_checker_agrees_with_brute_force() {
-    assert_agrees_with_brute_force(&Register::new(0u64), 3000);
+    assert_agrees_with_brute_force(&Register::new(0u64), 3000, 15);
+    assert_agrees_with_brute_force(&Register::new(0u64), 2000, 50);
 }
 
 /// The sub-history of `v` cut at its return event (later returns made pending). With
@@ -549,22 +552,46 @@ fn single_client_sequential_histories_are_accepted() {
 /// timeout. Prints the time taken (run with `--nocapture`).
 #[test]
 fn thousands_of_operations_check_within_the_lab_timeout() {
-    let spec = medium(10, 4000, 10);
+    fn timed<M: Reference>(model: &M, spec: Spec, seed: u64) -> Duration
+    where
+        M::Input: Clone,
+    {
+        let ops = generate(model, &mut Rng(seed), spec);
+        let start = Instant::now();
+        let result = check(model, &ops, Some(Duration::from_secs(1)));
+        let took = start.elapsed();
+        assert_eq!(result, CheckResult::Ok, "{spec:?} seed {seed}");
+        took
+    }
+    let shapes = [
+        // About the lab's linearizability tests: clients spread over keys.
+        medium(10, 4000, 10),
+        // Longer operations, no idle time: up to 20 operations open at once.
+        Spec {
+            clients: 20,
+            ops: 4000,
+            keys: 10,
+            max_gap: 0,
+            max_half: 50,
+            pending_pct: 3,
+        },
+    ];
+    for spec in shapes {
+        for seed in 0..3 {
+            let versioned = timed(&VersionedKv::new(), spec, seed);
+            let kv = timed(&Kv::new(), spec, seed);
+            eprintln!(
+                "{} ops, {} clients, {} keys, max op length {}: versioned {versioned:?}, kv {kv:?}",
+                spec.ops,
+                spec.clients,
+                spec.keys,
+                2 * spec.max_half
+            );
+        }
+    }
+    // One register, ten clients.
     for seed in 0..3 {
-        let ops = generate(&VersionedKv::new(), &mut Rng(seed), spec);
-        let start = Instant::now();
-        let result = check(&VersionedKv::new(), &ops, Some(Duration::from_secs(1)));
-        let versioned = start.elapsed();
-        assert_eq!(result, CheckResult::Ok, "versioned seed {seed}");
-
-        let ops = generate(&Kv::new(), &mut Rng(seed), spec);
-        let start = Instant::now();
-        let result = check(&Kv::new(), &ops, Some(Duration::from_secs(1)));
-        let kv = start.elapsed();
-        assert_eq!(result, CheckResult::Ok, "kv seed {seed}");
-        eprintln!(
-            "{} ops, {} clients, {} keys: versioned {versioned:?}, kv {kv:?}",
-            spec.ops, spec.clients, spec.keys
-        );
+        let register = timed(&Register::new(0u64), medium(10, 4000, 1), seed);
+        eprintln!("4000 ops, 10 clients, one register: {register:?}");
     }
 }
