@@ -60,10 +60,11 @@
 //!
 //! // A one-member cluster, so the example commits on its own.
 //! let config = RsmConfig::new(Config::new(1, [1]));
-//! let mut rsm: Rsm<Counter, &str> = Rsm::new(config, Counter::default()).unwrap();
+//! // Tags are the caller's: here plain numbers.
+//! let mut rsm: Rsm<Counter, u32> = Rsm::new(config, Counter::default()).unwrap();
 //! let mut disk = Persisted::default();
 //! let mut replies = Vec::new();
-//! let mut run = |rsm: &mut Rsm<Counter, &str>, input, disk: &mut Persisted| {
+//! let mut run = |rsm: &mut Rsm<Counter, u32>, input, disk: &mut Persisted| {
 //!     for action in rsm.step(input) {
 //!         match action {
 //!             Action::Persist(a) => { disk.apply(&a); } // durable before what follows
@@ -76,12 +77,12 @@
 //! while !rsm.is_leader() {
 //!     run(&mut rsm, Input::Tick, &mut disk);
 //! }
-//! run(&mut rsm, Input::Submit(Submission::new("first", 5)), &mut disk);
-//! run(&mut rsm, Input::Query { tag: "read", query: () }, &mut disk);
-//! assert_eq!(replies, [("first", Ok(5)), ("read", Ok(5))]);
+//! run(&mut rsm, Input::Submit(Submission::new(1, 5)), &mut disk);
+//! run(&mut rsm, Input::Query { tag: 2, query: () }, &mut disk);
+//! assert_eq!(replies, [(1, Ok(5)), (2, Ok(5))]);
 //!
 //! // Restart is a constructor: the state comes back from what was persisted.
-//! let again: Rsm<Counter, &str> =
+//! let again: Rsm<Counter, u32> =
 //!     Rsm::restore(RsmConfig::new(Config::new(1, [1])), disk, Counter::default()).unwrap();
 //! assert_eq!(again.raft().log().last_index(), 2); // the leader's no-op and our command
 //! ```
