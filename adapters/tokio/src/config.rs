@@ -1,0 +1,66 @@
+//! [`NodeConfig`]: identity, peers and the transport's limits.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use stepwise_raft::NodeId;
+
+/// How a node runs on tokio. Build with [`NodeConfig::new`], then adjust the public
+/// fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NodeConfig {
+    /// Identifies the cluster; peers with another id are refused. Pick a random one per
+    /// cluster so two clusters on one network cannot mix.
+    pub cluster_id: u64,
+    /// This node's id.
+    pub id: NodeId,
+    /// The other members and where they listen. An entry for `id` itself is ignored.
+    pub peers: BTreeMap<NodeId, SocketAddr>,
+    /// Wall time per tick. Default 10 ms, what the Raft defaults assume.
+    pub tick: Duration,
+    /// Largest frame sent or accepted, in bytes. Default 64 MiB. A larger inbound frame
+    /// drops the connection; a larger outbound message is dropped (keep Raft's
+    /// `max_append_bytes` and snapshots below it).
+    pub max_frame: usize,
+    /// Messages queued per peer before new ones are dropped. Default 1024.
+    pub queue_messages: usize,
+    /// Encoded bytes queued per peer before new messages are dropped. Default 64 MiB.
+    pub queue_bytes: usize,
+    /// First reconnection delay; doubles after each failure. Default 50 ms.
+    pub backoff_min: Duration,
+    /// Longest reconnection delay. Default 2 s.
+    pub backoff_max: Duration,
+    /// Time allowed to connect and exchange handshakes. Default 5 s.
+    pub handshake_timeout: Duration,
+    /// Inputs (messages and requests) queued for the node before readers wait. Default
+    /// 4096.
+    pub inbox_capacity: usize,
+    /// At most this many inputs are stepped before one flush (group commit). Default 256.
+    pub max_batch: usize,
+}
+
+impl NodeConfig {
+    /// A configuration with the defaults described on each field.
+    pub fn new(
+        cluster_id: u64,
+        id: NodeId,
+        peers: impl IntoIterator<Item = (NodeId, SocketAddr)>,
+    ) -> Self {
+        NodeConfig {
+            cluster_id,
+            id,
+            peers: peers.into_iter().filter(|(p, _)| *p != id).collect(),
+            tick: Duration::from_millis(10),
+            max_frame: 64 << 20,
+            queue_messages: 1024,
+            queue_bytes: 64 << 20,
+            backoff_min: Duration::from_millis(50),
+            backoff_max: Duration::from_secs(2),
+            handshake_timeout: Duration::from_secs(5),
+            inbox_capacity: 4096,
+            max_batch: 256,
+        }
+    }
+}

@@ -1,0 +1,318 @@
+//! Starting a node ([`start`]), its [`NodeHandle`], and the task that drives the machine.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use stepwise_host::{Driver, DriverStats, HostInput, Machine, Outlet, Storage};
+use stepwise_raft::{Message, NodeId};
+use tokio::net::TcpListener;
+use tokio::runtime::{Handle, RuntimeFlavor};
+use tokio::sync::mpsc;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::NodeConfig;
+use crate::peer::Outbound;
+use crate::stats::NetStats;
+use crate::transport::{Shared, accept_loop};
+
+/// An input on its way to the node's task.
+pub(crate) enum Inbound<R> {
+    Receive { from: NodeId, msg: Message },
+    Request(R),
+}
+
+/// Why a node stopped other than by [`NodeHandle::shutdown`].
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The storage failed; the batch was dropped unsent and the node stopped (restart it
+    /// from its storage).
+    #[error("storage failed: {0}")]
+    Storage(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The node's task panicked (a bug in the machine) or was aborted.
+    #[error("node task panicked or was aborted")]
+    Panicked,
+}
+
+/// The node is not running.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("node is not running")]
+pub struct Stopped;
+
+/// Submits client requests to a running node. Cheap to clone; usable from async code
+/// and from plain threads.
+pub struct Submitter<R> {
+    tx: mpsc::Sender<Inbound<R>>,
+}
+
+impl<R> Clone for Submitter<R> {
+    fn clone(&self) -> Self {
+        Submitter {
+            tx: self.tx.clone(),
+        }
+    }
+}
+
+impl<R> std::fmt::Debug for Submitter<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Submitter")
+    }
+}
+
+impl<R: Send + 'static> Submitter<R> {
+    /// Submits a request, waiting while the node's inbox is full.
+    pub async fn submit(&self, request: R) -> Result<(), Stopped> {
+        self.tx
+            .send(Inbound::Request(request))
+            .await
+            .map_err(|_| Stopped)
+    }
+
+    /// Submits a request from a thread outside the runtime, blocking while the inbox is
+    /// full. Panics if called from async code (use [`submit`](Self::submit) there).
+    pub fn blocking_submit(&self, request: R) -> Result<(), Stopped> {
+        self.tx
+            .blocking_send(Inbound::Request(request))
+            .map_err(|_| Stopped)
+    }
+}
+
+/// A running node: its machine on a task, its transport on others. Dropping the handle
+/// stops them without waiting; [`shutdown`](NodeHandle::shutdown) stops them gracefully.
+pub struct NodeHandle<M: Machine, S> {
+    id: NodeId,
+    local_addr: SocketAddr,
+    submitter: Submitter<M::Request>,
+    shared: Arc<Shared>,
+    driver_stats: Arc<Mutex<DriverStats>>,
+    /// Stops accepting, the readers and the node's task.
+    stop_inbound: CancellationToken,
+    /// Stops the writers (after the node's last batch).
+    stop_outbound: CancellationToken,
+    driver: JoinHandle<Result<(M, S), NodeError>>,
+    net: JoinSet<()>,
+}
+
+impl<M: Machine, S> std::fmt::Debug for NodeHandle<M, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeHandle")
+            .field("id", &self.id)
+            .field("local_addr", &self.local_addr)
+            .finish()
+    }
+}
+
+/// Starts a node: `machine` with its `storage`, listening on `listener`, connecting to
+/// the peers in `config`. Must be called within a tokio runtime.
+///
+/// Each batch of inputs (everything waiting, up to [`NodeConfig::max_batch`], or one
+/// tick) is flushed through a [`Driver`]: persistence with one sync, then messages to
+/// the peers' queues and events to `events`, in order. On the multi-thread runtime a
+/// flush that syncs runs in [`block_in_place`](tokio::task::block_in_place), so a slow
+/// disk does not stall the network tasks; on the current-thread runtime it blocks the
+/// runtime for the sync (fine for tests and in-memory storage). `events` runs on the
+/// node's task: it must not block.
+///
+/// # Errors
+///
+/// Only if the listener's address cannot be read.
+pub async fn start<M, S, F>(
+    config: NodeConfig,
+    listener: TcpListener,
+    machine: M,
+    storage: S,
+    events: F,
+) -> io::Result<NodeHandle<M, S>>
+where
+    M: Machine,
+    S: Storage + Send + 'static,
+    F: FnMut(M::Event) + Send + 'static,
+{
+    let local_addr = listener.local_addr()?;
+    let id = config.id;
+    let (tx, rx) = mpsc::channel(config.inbox_capacity.max(1));
+    let shared = Arc::new(Shared::new(config));
+    let stop_inbound = CancellationToken::new();
+    let stop_outbound = CancellationToken::new();
+    let mut net = JoinSet::new();
+    let outbound = Outbound::start(&shared, &stop_outbound, &mut net);
+    net.spawn(accept_loop(
+        listener,
+        Arc::clone(&shared),
+        tx.clone(),
+        stop_inbound.clone(),
+    ));
+    let driver_stats = Arc::new(Mutex::new(DriverStats::default()));
+    let task = DriverTask {
+        driver: Driver::new(machine, storage),
+        rx,
+        outlet: NetOutlet { outbound, events },
+        shared: Arc::clone(&shared),
+        stats: Arc::clone(&driver_stats),
+        cancel: stop_inbound.clone(),
+    };
+    let driver = tokio::spawn(task.run());
+    tracing::info!(node = id, addr = %local_addr, "node started");
+    Ok(NodeHandle {
+        id,
+        local_addr,
+        submitter: Submitter { tx },
+        shared,
+        driver_stats,
+        stop_inbound,
+        stop_outbound,
+        driver,
+        net,
+    })
+}
+
+impl<M: Machine, S: Send + 'static> NodeHandle<M, S> {
+    /// The node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// Where the node listens.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// A submitter for client requests (clone it into client tasks or threads).
+    pub fn submitter(&self) -> Submitter<M::Request> {
+        self.submitter.clone()
+    }
+
+    /// Submits a request, waiting while the inbox is full.
+    pub async fn submit(&self, request: M::Request) -> Result<(), Stopped> {
+        self.submitter.submit(request).await
+    }
+
+    /// The transport's counters.
+    pub fn net_stats(&self) -> NetStats {
+        self.shared.counters.snapshot()
+    }
+
+    /// The driver's counters as of the last flush.
+    pub fn stats(&self) -> DriverStats {
+        *self
+            .driver_stats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether the node's task is still running.
+    pub fn is_running(&self) -> bool {
+        !self.driver.is_finished()
+    }
+
+    /// Stops gracefully: stops accepting connections and reading, lets the node finish
+    /// the batch in progress (so its durable writes complete and its last messages are
+    /// queued), then closes the outbound connections. Returns the machine and the
+    /// storage.
+    pub async fn shutdown(mut self) -> Result<(M, S), NodeError> {
+        self.stop_inbound.cancel();
+        let result = (&mut self.driver).await.unwrap_or(Err(NodeError::Panicked));
+        self.stop_outbound.cancel();
+        while self.net.join_next().await.is_some() {}
+        tracing::info!(node = self.id, "node stopped");
+        result
+    }
+
+    /// Waits for Ctrl-C, then [`shutdown`](Self::shutdown)s. For binaries.
+    pub async fn shutdown_on_ctrl_c(self) -> Result<(M, S), NodeError> {
+        match tokio::signal::ctrl_c().await {
+            Ok(()) => tracing::info!(node = self.id, "Ctrl-C: shutting down"),
+            Err(e) => tracing::error!(error = %e, "cannot listen for Ctrl-C; shutting down"),
+        }
+        self.shutdown().await
+    }
+}
+
+impl<M: Machine, S> Drop for NodeHandle<M, S> {
+    fn drop(&mut self) {
+        // Without waiting: the tasks end at their next await (the JoinSet aborts the
+        // transport's; the node's task stops between batches).
+        self.stop_inbound.cancel();
+        self.stop_outbound.cancel();
+    }
+}
+
+struct NetOutlet<F> {
+    outbound: Outbound,
+    events: F,
+}
+
+impl<E, F: FnMut(E)> Outlet<E> for NetOutlet<F> {
+    fn send(&mut self, to: NodeId, msg: Message) {
+        self.outbound.send(to, msg);
+    }
+
+    fn event(&mut self, event: E) {
+        (self.events)(event);
+    }
+}
+
+struct DriverTask<M: Machine, S: Storage, F> {
+    driver: Driver<M, S>,
+    rx: mpsc::Receiver<Inbound<M::Request>>,
+    outlet: NetOutlet<F>,
+    shared: Arc<Shared>,
+    stats: Arc<Mutex<DriverStats>>,
+    cancel: CancellationToken,
+}
+
+impl<M, S, F> DriverTask<M, S, F>
+where
+    M: Machine,
+    S: Storage,
+    F: FnMut(M::Event),
+{
+    fn step(&mut self, input: Inbound<M::Request>) {
+        match input {
+            Inbound::Receive { from, msg } => self.driver.step(HostInput::Receive { from, msg }),
+            Inbound::Request(r) => self.driver.step(HostInput::Request(r)),
+        }
+    }
+
+    async fn run(mut self) -> Result<(M, S), NodeError> {
+        let node = self.shared.config.id;
+        let tick = self.shared.config.tick;
+        let max_batch = self.shared.config.max_batch.max(1);
+        let mut ticker = tokio::time::interval_at(Instant::now() + tick, tick);
+        // After a stall, tick at the normal rate again rather than in a burst (a burst
+        // would shorten every timeout at once).
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let may_block = Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread;
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => break,
+                _ = ticker.tick() => self.driver.step(HostInput::Tick),
+                input = self.rx.recv() => match input {
+                    Some(input) => self.step(input),
+                    None => break,
+                },
+            }
+            for _ in 1..max_batch {
+                match self.rx.try_recv() {
+                    Ok(input) => self.step(input),
+                    Err(_) => break,
+                }
+            }
+            let (driver, outlet) = (&mut self.driver, &mut self.outlet);
+            let flushed = if may_block && driver.needs_persist() {
+                tokio::task::block_in_place(|| driver.flush(outlet))
+            } else {
+                driver.flush(outlet)
+            };
+            if let Err(e) = flushed {
+                tracing::error!(node, error = %e, "storage failed; stopping the node");
+                return Err(NodeError::Storage(Box::new(e)));
+            }
+            *self.stats.lock().unwrap_or_else(PoisonError::into_inner) = self.driver.stats();
+        }
+        Ok(self.driver.into_parts())
+    }
+}

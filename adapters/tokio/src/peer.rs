@@ -1,0 +1,249 @@
+//! Outbound side: one bounded queue and one writer task per peer, with reconnection.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use stepwise_raft::{Message, NodeId};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
+use tokio_util::sync::CancellationToken;
+
+use crate::stats::Counters;
+use crate::transport::Shared;
+use crate::wire::{Frame, HandshakeError, Hello, codec};
+
+struct PeerQueue {
+    tx: mpsc::Sender<Bytes>,
+    /// Bytes queued in `tx` (added when queued, subtracted when taken).
+    queued: Arc<AtomicUsize>,
+}
+
+/// The sending half of the transport, used by the node's task: encodes each message
+/// once and queues it for its peer's writer, never waiting.
+pub(crate) struct Outbound {
+    peers: BTreeMap<NodeId, PeerQueue>,
+    shared: Arc<Shared>,
+}
+
+impl Outbound {
+    /// Starts a writer task per configured peer in `tasks`.
+    pub(crate) fn start(
+        shared: &Arc<Shared>,
+        cancel: &CancellationToken,
+        tasks: &mut JoinSet<()>,
+    ) -> Outbound {
+        let mut peers = BTreeMap::new();
+        for (&id, &addr) in &shared.config.peers {
+            let (tx, rx) = mpsc::channel(shared.config.queue_messages.max(1));
+            let queued = Arc::new(AtomicUsize::new(0));
+            let writer = Writer {
+                peer: id,
+                addr,
+                rx,
+                queued: Arc::clone(&queued),
+                shared: Arc::clone(shared),
+                cancel: cancel.clone(),
+            };
+            tasks.spawn(writer.run());
+            peers.insert(id, PeerQueue { tx, queued });
+        }
+        Outbound {
+            peers,
+            shared: Arc::clone(shared),
+        }
+    }
+
+    /// Queues `msg` for peer `to`, or drops it (counted) if the queue is full, the
+    /// message is too large, or `to` is not a peer.
+    pub(crate) fn send(&self, to: NodeId, msg: Message) {
+        let counters = &self.shared.counters;
+        let Some(peer) = self.peers.get(&to) else {
+            Counters::bump(&counters.dropped_unknown_peer);
+            return;
+        };
+        let frame = match Frame::Raft(msg).encode() {
+            Ok(frame) => frame,
+            Err(e) => {
+                // Raft messages are plain data; encoding them into a Vec cannot fail.
+                tracing::error!(peer = to, error = %e, "cannot encode a message");
+                return;
+            }
+        };
+        let len = frame.len();
+        if len > self.shared.config.max_frame {
+            Counters::bump(&counters.dropped_oversized);
+            tracing::warn!(
+                peer = to,
+                len,
+                max = self.shared.config.max_frame,
+                "message larger than the maximum frame size dropped"
+            );
+            return;
+        }
+        if peer.queued.load(Ordering::Relaxed) + len > self.shared.config.queue_bytes {
+            Counters::bump(&counters.dropped_full);
+            return;
+        }
+        peer.queued.fetch_add(len, Ordering::Relaxed);
+        if peer.tx.try_send(frame).is_err() {
+            // Full, or the writer is gone (shutting down).
+            peer.queued.fetch_sub(len, Ordering::Relaxed);
+            Counters::bump(&counters.dropped_full);
+        }
+    }
+}
+
+type Conn = Framed<TcpStream, LengthDelimitedCodec>;
+
+#[derive(Debug, thiserror::Error)]
+enum DialError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("closed during the handshake")]
+    Closed,
+    #[error("timed out")]
+    Timeout,
+    #[error("refused handshake: {0}")]
+    Handshake(#[from] HandshakeError),
+}
+
+/// Delivers one peer's queue over a connection it (re)establishes as needed.
+struct Writer {
+    peer: NodeId,
+    addr: SocketAddr,
+    rx: mpsc::Receiver<Bytes>,
+    queued: Arc<AtomicUsize>,
+    shared: Arc<Shared>,
+    cancel: CancellationToken,
+}
+
+impl Writer {
+    async fn run(mut self) {
+        let shared = Arc::clone(&self.shared);
+        let config = &shared.config;
+        let mut backoff = config.backoff_min;
+        let mut failures = 0u32;
+        loop {
+            let dial = tokio::time::timeout(config.handshake_timeout, self.dial());
+            let result = tokio::select! {
+                _ = self.cancel.cancelled() => return,
+                r = dial => r.unwrap_or(Err(DialError::Timeout)),
+            };
+            match result {
+                Ok(conn) => {
+                    Counters::bump(&self.shared.counters.connected);
+                    tracing::info!(peer = self.peer, addr = %self.addr, "connected to peer");
+                    backoff = config.backoff_min;
+                    failures = 0;
+                    if !self.pump(conn).await {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    Counters::bump(&self.shared.counters.connect_failures);
+                    if failures == 0 {
+                        tracing::warn!(peer = self.peer, addr = %self.addr, error = %e, "cannot reach peer; retrying with backoff");
+                    } else {
+                        tracing::debug!(peer = self.peer, addr = %self.addr, error = %e, "cannot reach peer");
+                    }
+                    failures = failures.saturating_add(1);
+                    if !self.discard_for(backoff).await {
+                        return;
+                    }
+                    backoff = (backoff * 2).min(config.backoff_max);
+                }
+            }
+        }
+    }
+
+    /// Connects and exchanges handshakes.
+    async fn dial(&self) -> Result<Conn, DialError> {
+        let stream = TcpStream::connect(self.addr).await?;
+        stream.set_nodelay(true)?;
+        let mut conn = Framed::new(stream, codec(self.shared.config.max_frame));
+        conn.send(self.shared.me.encode()).await?;
+        let reply = conn.next().await.ok_or(DialError::Closed)??;
+        let hello = Hello::decode(&reply)?;
+        self.shared.me.check(&hello, |_| true)?;
+        if hello.node_id != self.peer {
+            return Err(HandshakeError::UnexpectedNode {
+                expected: self.peer,
+                got: hello.node_id,
+            }
+            .into());
+        }
+        Ok(conn)
+    }
+
+    fn take(&self, frame: &Bytes) {
+        self.queued.fetch_sub(frame.len(), Ordering::Relaxed);
+    }
+
+    /// Writes queued frames until the connection fails (returns `true`: reconnect) or the
+    /// node stops (returns `false`).
+    async fn pump(&mut self, mut conn: Conn) -> bool {
+        let counters = &self.shared.counters;
+        loop {
+            let frame = tokio::select! {
+                _ = self.cancel.cancelled() => return false,
+                frame = self.rx.recv() => match frame {
+                    Some(frame) => frame,
+                    None => return false,
+                },
+                // The acceptor never writes after its handshake: anything readable is
+                // the connection closing (or a broken peer).
+                _ = conn.next() => {
+                    tracing::info!(peer = self.peer, "peer closed the connection");
+                    return true;
+                }
+            };
+            self.take(&frame);
+            let mut batch = 1u64;
+            let mut result = conn.feed(frame).await;
+            while result.is_ok() {
+                let Ok(frame) = self.rx.try_recv() else { break };
+                self.take(&frame);
+                batch += 1;
+                result = conn.feed(frame).await;
+            }
+            if result.is_ok() {
+                result = SinkExt::<Bytes>::flush(&mut conn).await;
+            }
+            if let Err(e) = result {
+                counters
+                    .dropped_unreachable
+                    .fetch_add(batch, Ordering::Relaxed);
+                tracing::info!(peer = self.peer, error = %e, "lost the connection to peer");
+                return true;
+            }
+            counters.sent.fetch_add(batch, Ordering::Relaxed);
+        }
+    }
+
+    /// Waits `delay` before the next attempt, dropping what is queued meanwhile (stale
+    /// messages would only delay fresh ones). Returns `false` if the node stops.
+    async fn discard_for(&mut self, delay: Duration) -> bool {
+        let sleep = tokio::time::sleep(delay);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = self.cancel.cancelled() => return false,
+                _ = &mut sleep => return true,
+                frame = self.rx.recv() => match frame {
+                    Some(frame) => {
+                        self.take(&frame);
+                        Counters::bump(&self.shared.counters.dropped_unreachable);
+                    }
+                    None => return false,
+                },
+            }
+        }
+    }
+}
