@@ -216,9 +216,8 @@ impl<'a> Emitter<'a> {
                 add_count(counts, key, n);
             }
             _ => {
-                let mut digits = Vec::with_capacity(20);
-                crate::apps::push_decimal(&mut digits, n);
-                self.emit(key, &digits);
+                let mut digits = [0u8; 20];
+                self.emit(key, crate::apps::decimal(n, &mut digits));
             }
         }
     }
@@ -242,11 +241,9 @@ impl<'a> Emitter<'a> {
         match std::mem::replace(&mut self.pending, Pending::Direct) {
             Pending::Direct => {}
             Pending::Sum(counts) => {
-                let mut digits = Vec::with_capacity(20);
+                let mut digits = [0u8; 20];
                 for (key, n) in counts {
-                    digits.clear();
-                    crate::apps::push_decimal(&mut digits, n);
-                    self.write(key.as_bytes(), &digits);
+                    self.write(key.as_bytes(), crate::apps::decimal(n, &mut digits));
                 }
             }
             Pending::Custom { values, .. } => {

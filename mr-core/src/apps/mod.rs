@@ -34,6 +34,11 @@ pub fn by_name(name: &str) -> Option<Box<dyn App + Send + Sync>> {
 /// Appends the decimal form of `n` to `out`.
 pub(crate) fn push_decimal(out: &mut Vec<u8>, n: u64) {
     let mut digits = [0u8; 20];
+    out.extend_from_slice(decimal(n, &mut digits));
+}
+
+/// The decimal form of `n`, written into `digits`.
+pub(crate) fn decimal(n: u64, digits: &mut [u8; 20]) -> &[u8] {
     let mut at = digits.len();
     let mut n = n;
     loop {
@@ -44,7 +49,7 @@ pub(crate) fn push_decimal(out: &mut Vec<u8>, n: u64) {
             break;
         }
     }
-    out.extend_from_slice(&digits[at..]);
+    &digits[at..]
 }
 
 /// Parses a decimal count (ASCII digits only, saturating); `None` if it is not one.
