@@ -8,6 +8,14 @@
 //! linearized it has gone too far, so it undoes the most recent linearization and tries the
 //! next call after it. The history is linearizable once every complete operation is
 //! linearized; it is not once the search must backtrack with nothing left to undo.
+//!
+//! Refinements, each sound on its own (the `random` tests compare against brute force):
+//! * a read that is legal on entering a configuration is taken without alternatives
+//!   (`Frame::forced`): any linearization can be changed to place it there;
+//! * configurations are memoized compactly and dominated ones skipped (see `memo` and
+//!   `Search::enter_new`);
+//! * pending reads are never linearized, and pending writes are tried eagerly or lazily by
+//!   two searches run in turn (`check_partition`).
 
 use std::time::Instant;
 
@@ -20,7 +28,7 @@ const NIL: u32 = u32::MAX;
 /// The list's sentinel head node.
 const HEAD: u32 = 0;
 /// How many loop iterations between two reads of the clock.
-const CLOCK_EVERY: u32 = 1 << 10;
+const CLOCK_EVERY: u64 = 1 << 10;
 
 #[derive(Debug, Clone, Copy)]
 struct Node {
@@ -52,6 +60,7 @@ pub(crate) enum Outcome {
 }
 
 /// The event list for one partition, with the position of each operation's events.
+#[derive(Clone)]
 struct Events {
     nodes: Vec<Node>,
     call_node: Vec<u32>,
@@ -199,8 +208,10 @@ impl Events {
 enum Next {
     /// A new configuration was entered: look for a legal read to commit to.
     Enter,
-    /// Try the non-read candidates from this node on.
+    /// Try the non-read candidates from this node on (in the lazy order: the complete ones).
     Scan(u32),
+    /// Lazy order only: then try the pending writes from this node on.
+    ScanPending(u32),
     /// The current configuration cannot be extended: undo the last linearization.
     Backtrack,
 }
@@ -214,7 +225,7 @@ enum Kind {
     Write,
     /// No reply and a read: constrains nothing, so never linearized.
     PendingRead,
-    /// No reply, may change the state: optional, a choice point.
+    /// No reply, may change the state: optional, a choice point (see [`Search::lazy`]).
     PendingWrite,
 }
 
@@ -235,6 +246,12 @@ struct Search<'a, M: Model> {
     model: &'a M,
     ops: &'a [&'a Operation<M::Input, M::Output>],
     kind: Vec<Kind>,
+    /// When to try pending writes. Eager (`false`): in call order like any candidate, which
+    /// is fast when their effect is observed. Lazy (`true`): only after every complete
+    /// candidate failed, which is fast when it is not (never applied, or overwritten unseen).
+    lazy: bool,
+    /// Where the search goes next.
+    next: Next,
     events: Events,
     /// Complete operations not yet linearized.
     remaining: usize,
@@ -356,13 +373,24 @@ impl<M: Model> Search<'_, M> {
         Ok(Next::Scan(self.events.nodes[HEAD as usize].next))
     }
 
-    /// Tries the candidate at `entry`, or records being stuck at a return.
-    fn scan(&mut self, entry: u32) -> Result<Next, Outcome> {
+    /// Tries the candidate at `entry`, or records being stuck at a return. `pending_pass`:
+    /// the lazy order's second pass, over pending writes only.
+    fn scan(&mut self, entry: u32, pending_pass: bool) -> Result<Next, Outcome> {
         // While a complete operation is unlinearized its return node is in the list, and the
         // scan stops there at the latest, so `entry` cannot run off the end.
         debug_assert_ne!(entry, NIL);
         let node = self.events.nodes[entry as usize];
+        let again = |next| {
+            Ok(if pending_pass {
+                Next::ScanPending(next)
+            } else {
+                Next::Scan(next)
+            })
+        };
         if !node.call {
+            if self.lazy && !pending_pass {
+                return Ok(Next::ScanPending(self.events.nodes[HEAD as usize].next));
+            }
             // The return of an operation we failed to linearize before it.
             if entry > self.best_cut {
                 self.best_cut = entry;
@@ -374,23 +402,28 @@ impl<M: Model> Search<'_, M> {
             }
             return Ok(Next::Backtrack);
         }
-        // Reads were tried on entering this configuration (none is legal here), and pending
-        // reads are never needed.
-        if matches!(self.kind[node.op as usize], Kind::Read | Kind::PendingRead) {
-            return Ok(Next::Scan(node.next));
+        // Reads were tried on entering this configuration (none is legal here), pending
+        // reads are never needed, and the lazy order takes pending writes last.
+        let wanted = match self.kind[node.op as usize] {
+            Kind::Read | Kind::PendingRead => false,
+            Kind::Write => !pending_pass,
+            Kind::PendingWrite => pending_pass || !self.lazy,
+        };
+        if !wanted {
+            return again(node.next);
         }
         let o = self.ops[node.op as usize];
         let Some(next) = self
             .model
             .step(self.states.get(self.state), &o.input, o.output.as_ref())
         else {
-            return Ok(Next::Scan(node.next));
+            return again(node.next);
         };
         let next = self.states.intern(next);
         match self.linearize(entry, next, false) {
             Tried::Entered => Ok(Next::Enter),
             Tried::Done => Err(Outcome::Linearizable),
-            Tried::Rejected => Ok(Next::Scan(node.next)),
+            Tried::Rejected => again(node.next),
         }
     }
 
@@ -417,11 +450,39 @@ impl<M: Model> Search<'_, M> {
         self.state = frame.state;
         self.front = frame.front;
         self.events.unlift(frame.call);
+        let next = self.events.nodes[frame.call as usize].next;
         Ok(if frame.forced {
             Next::Backtrack
+        } else if self.lazy && self.kind[op as usize] == Kind::PendingWrite {
+            Next::ScanPending(next)
         } else {
-            Next::Scan(self.events.nodes[frame.call as usize].next)
+            Next::Scan(next)
         })
+    }
+
+    /// Runs at most `budget` steps (unbounded if `None`), or until `deadline`. Returns the
+    /// outcome, or `None` if the budget ran out first.
+    fn run(&mut self, budget: Option<u64>, deadline: Option<Instant>) -> Option<Outcome> {
+        let mut steps = 0u64;
+        loop {
+            steps += 1;
+            if budget.is_some_and(|b| steps > b) {
+                return None;
+            }
+            if steps.is_multiple_of(CLOCK_EVERY) && deadline.is_some_and(|d| Instant::now() >= d) {
+                return Some(Outcome::TimedOut);
+            }
+            let step = match self.next {
+                Next::Enter => self.enter(),
+                Next::Scan(entry) => self.scan(entry, false),
+                Next::ScanPending(entry) => self.scan(entry, true),
+                Next::Backtrack => self.backtrack(),
+            };
+            match step {
+                Ok(next) => self.next = next,
+                Err(outcome) => return Some(outcome),
+            }
+        }
     }
 }
 
@@ -440,57 +501,66 @@ pub(crate) fn check_partition<M: Model>(
     if remaining == 0 {
         return Outcome::Linearizable;
     }
+    let kind: Vec<Kind> = ops
+        .iter()
+        .map(|op| {
+            let read = model.is_read_only(&op.input, op.output.as_ref());
+            match (op.is_complete(), read) {
+                (true, true) => Kind::Read,
+                (true, false) => Kind::Write,
+                (false, true) => Kind::PendingRead,
+                (false, false) => Kind::PendingWrite,
+            }
+        })
+        .collect();
     let events = Events::new(ops);
-    let mut states = Interner::new();
-    let state = states.intern(model.init());
-    let mut search = Search {
-        model,
-        ops,
-        kind: ops
-            .iter()
-            .map(|op| {
-                match (
-                    op.is_complete(),
-                    model.is_read_only(&op.input, op.output.as_ref()),
-                ) {
-                    (true, true) => Kind::Read,
-                    (true, false) => Kind::Write,
-                    (false, true) => Kind::PendingRead,
-                    (false, false) => Kind::PendingWrite,
-                }
-            })
-            .collect(),
-        front: events.next_return(HEAD),
-        events,
-        remaining,
-        linearized: Bitset::new(ops.len()),
-        states,
-        memo: Memo::new(),
-        open_bits: Vec::new(),
-        state,
-        stack: Vec::new(),
-        best_cut: 0,
-        best_stuck: NIL,
-        best_linearized: Vec::new(),
-    };
-    // The initial configuration counts as seen, so that dominated ones are recognized.
-    search.enter_new(search.front, search.state);
-    let mut next = Next::Enter;
-    let mut ticks = 0u32;
-    loop {
-        ticks = ticks.wrapping_add(1);
-        if ticks.is_multiple_of(CLOCK_EVERY) && deadline.is_some_and(|d| Instant::now() >= d) {
-            return Outcome::TimedOut;
-        }
-        let step = match next {
-            Next::Enter => search.enter(),
-            Next::Scan(entry) => search.scan(entry),
-            Next::Backtrack => search.backtrack(),
+    let new_search = |kind: Vec<Kind>, events: Events, lazy: bool| {
+        let mut states = Interner::new();
+        let state = states.intern(model.init());
+        let mut search = Search {
+            model,
+            ops,
+            kind,
+            lazy,
+            next: Next::Enter,
+            front: events.next_return(HEAD),
+            events,
+            remaining,
+            linearized: Bitset::new(ops.len()),
+            states,
+            memo: Memo::new(),
+            open_bits: Vec::new(),
+            state,
+            stack: Vec::new(),
+            best_cut: 0,
+            best_stuck: NIL,
+            best_linearized: Vec::new(),
         };
-        match step {
-            Ok(n) => next = n,
-            Err(outcome) => return outcome,
+        // The initial configuration counts as seen, so that dominated ones are recognized.
+        search.enter_new(search.front, search.state);
+        search
+    };
+    if !kind.contains(&Kind::PendingWrite) {
+        let mut eager = new_search(kind, events, false);
+        return eager
+            .run(None, deadline)
+            .expect("an unbounded run returns an outcome");
+    }
+    // With pending writes neither order is always fast, so run both, alternating with
+    // doubling step budgets: the result comes at most about twice as late as from the faster
+    // one. Both searches are complete, so the verdict does not depend on which finishes
+    // first, and the step budgets (not the clock) decide that, so the report is
+    // deterministic too.
+    let mut eager = new_search(kind.clone(), events.clone(), false);
+    let mut lazy = new_search(kind, events, true);
+    let mut budget = 1u64 << 12;
+    loop {
+        for search in [&mut eager, &mut lazy] {
+            if let Some(outcome) = search.run(Some(budget), deadline) {
+                return outcome;
+            }
         }
+        budget = budget.saturating_mul(2);
     }
 }
 
