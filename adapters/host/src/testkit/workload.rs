@@ -196,6 +196,10 @@ pub struct Workload {
     pub deadline: Duration,
     /// Seed of the clients' choices.
     pub seed: u64,
+    /// Id of the first client (the others follow). Operation ids are
+    /// `(client + 1) << 32 | sequence`, so workloads run one after another against the
+    /// same cluster need disjoint client ranges.
+    pub first_client: u64,
 }
 
 impl Default for Workload {
@@ -207,6 +211,7 @@ impl Default for Workload {
             op_timeout: Duration::from_millis(1000),
             deadline: Duration::from_secs(20),
             seed: 1,
+            first_client: 0,
         }
     }
 }
@@ -249,10 +254,12 @@ impl Workload {
                 let (history, acked, completed) = (&history, &acked, &completed);
                 scope.spawn(move || {
                     let mut c = Client {
-                        id: client as u64,
+                        id: self.first_client + client as u64,
                         nodes,
                         leader: nodes[client % nodes.len()],
-                        rng: oorandom::Rand32::new(self.seed ^ ((client as u64) << 40)),
+                        rng: oorandom::Rand32::new(
+                            self.seed ^ ((self.first_client + client as u64) << 40),
+                        ),
                         observer,
                         submit,
                         op_timeout: self.op_timeout,
