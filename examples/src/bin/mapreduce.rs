@@ -439,8 +439,9 @@ fn run(args: RunArgs) -> Result<ExitCode> {
             return Err(e);
         }
     }
-    // The workers exit on their own once told (or once the coordinator closes).
-    let options = server_options(&args.job, spec, Duration::from_secs(30));
+    // Idle workers exit when told; one still busy with a duplicate task (a timed-out
+    // straggler) sees the coordinator close after the linger and exits.
+    let options = server_options(&args.job, spec, Duration::from_secs(1));
     let summary = server::serve(listener, options, Some(&mut workers));
     workers.wait_all(Instant::now() + Duration::from_secs(30));
     let summary = summary?;
