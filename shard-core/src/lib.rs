@@ -1,2 +1,9 @@
-//! Placeholder: filled in by a later issue.
+//! Placeholder docs (filled in below as the crate grows).
 #![forbid(unsafe_code)]
+
+pub mod balance;
+pub mod config;
+pub mod ctrler;
+pub mod key;
+pub mod message;
+pub mod retry;
