@@ -14,7 +14,8 @@
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use stepwise_kv::rsm::Session;
+use stepwise_kv::KvResult;
+use stepwise_kv::rsm::{Session, Sessions};
 
 use crate::config::{Addr, Gid};
 use crate::ctrler::{CtrlOp, CtrlResult};
@@ -55,7 +56,7 @@ pub struct ShardData {
     /// The shard's store, in [`stepwise_kv::Kv`]'s snapshot format.
     pub kv: Bytes,
     /// Per client: the sequence number of its last write to this shard and the result.
-    pub sessions: Vec<(u64, u64, stepwise_kv::KvResult)>,
+    pub sessions: Sessions<KvResult>,
 }
 
 /// Why a server of the previous owner could not answer a [`PeerMsg`] yet.
