@@ -34,6 +34,10 @@ pub struct NodeConfig {
     pub backoff_max: Duration,
     /// Time allowed to connect and exchange handshakes. Default 5 s.
     pub handshake_timeout: Duration,
+    /// Writing one batch to a peer (everything queued for it, at most `queue_bytes`)
+    /// must finish within this time; otherwise the peer is taken to have stopped
+    /// reading, the connection is dropped and re-established. Default 10 s.
+    pub write_timeout: Duration,
     /// Inputs (messages and requests) queued for the node before readers wait. Default
     /// 4096.
     pub inbox_capacity: usize,
@@ -59,6 +63,7 @@ impl NodeConfig {
             backoff_min: Duration::from_millis(50),
             backoff_max: Duration::from_secs(2),
             handshake_timeout: Duration::from_secs(5),
+            write_timeout: Duration::from_secs(10),
             inbox_capacity: 4096,
             max_batch: 256,
         }

@@ -204,26 +204,25 @@ impl Writer {
                     return true;
                 }
             };
-            self.take(&frame);
-            let mut batch = 1u64;
-            let mut result = conn.feed(frame).await;
-            while result.is_ok() {
-                let Ok(frame) = self.rx.try_recv() else { break };
-                self.take(&frame);
-                batch += 1;
-                result = conn.feed(frame).await;
-            }
-            if result.is_ok() {
-                result = SinkExt::<Bytes>::flush(&mut conn).await;
-            }
-            if let Err(e) = result {
-                counters
-                    .dropped_unreachable
-                    .fetch_add(batch, Ordering::Relaxed);
-                tracing::info!(peer = self.peer, error = %e, "lost the connection to peer");
-                return true;
-            }
-            counters.sent.fetch_add(batch, Ordering::Relaxed);
+            let mut batch = 0u64;
+            let write = write_batch(&mut conn, &mut self.rx, &self.queued, frame, &mut batch);
+            let result = tokio::select! {
+                _ = self.cancel.cancelled() => return false,
+                r = tokio::time::timeout(self.shared.config.write_timeout, write) => r,
+            };
+            let error = match result {
+                Ok(Ok(())) => {
+                    counters.sent.fetch_add(batch, Ordering::Relaxed);
+                    continue;
+                }
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => "write timed out (the peer is not reading)".to_owned(),
+            };
+            counters
+                .dropped_unreachable
+                .fetch_add(batch, Ordering::Relaxed);
+            tracing::info!(peer = self.peer, error, "lost the connection to peer");
+            return true;
         }
     }
 
@@ -245,5 +244,124 @@ impl Writer {
                 },
             }
         }
+    }
+}
+
+/// Writes `first` and whatever else is queued, then flushes. `batch` counts the frames
+/// taken from the queue (all lost if this fails).
+async fn write_batch(
+    conn: &mut Conn,
+    rx: &mut mpsc::Receiver<Bytes>,
+    queued: &AtomicUsize,
+    first: Bytes,
+    batch: &mut u64,
+) -> std::io::Result<()> {
+    let mut next = Some(first);
+    while let Some(frame) = next {
+        queued.fetch_sub(frame.len(), Ordering::Relaxed);
+        *batch += 1;
+        conn.feed(frame).await?;
+        next = rx.try_recv().ok();
+    }
+    SinkExt::<Bytes>::flush(conn).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::NodeConfig;
+    use crate::wire::Hello;
+    use stepwise_raft::{Entry, Payload};
+
+    fn big_append(bytes: usize) -> Message {
+        Message::AppendEntries {
+            term: 1,
+            prev_index: 0,
+            prev_term: 0,
+            entries: vec![Entry {
+                term: 1,
+                index: 1,
+                payload: Payload::Command(vec![7u8; bytes].into()),
+            }],
+            commit: 0,
+            seq: 0,
+        }
+    }
+
+    /// A peer that completes the handshake and then never reads: the writer blocks on a
+    /// full socket, and the queue must stay within its byte budget, dropping the rest.
+    #[tokio::test]
+    async fn a_peer_that_stops_reading_cannot_exhaust_memory() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stalled = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let mut conn = Framed::new(stream, codec(1 << 30));
+            let _hello = conn.next().await;
+            conn.send(
+                Hello {
+                    cluster_id: 9,
+                    node_id: 2,
+                }
+                .encode(),
+            )
+            .await
+            .unwrap();
+            std::future::pending::<()>().await; // hold the connection, read nothing
+            drop(conn);
+        });
+        let mut config = NodeConfig::new(9, 1, [(2, addr)]);
+        config.queue_bytes = 4 << 20;
+        config.write_timeout = Duration::from_millis(300);
+        let shared = Arc::new(Shared::new(config));
+        let cancel = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        let outbound = Outbound::start(&shared, &cancel, &mut tasks);
+        let queued = Arc::clone(&outbound.peers[&2].queued);
+
+        // 400 messages of 256 KiB: 100 MiB, far more than the queue and the socket
+        // buffers hold.
+        let total = 400u64;
+        for _ in 0..total {
+            outbound.send(2, big_append(256 << 10));
+            assert!(
+                queued.load(Ordering::Relaxed) <= 4 << 20,
+                "over the byte budget"
+            );
+            tokio::task::yield_now().await; // let the writer run
+        }
+        let stats = shared.counters.snapshot();
+        assert!(stats.dropped_full > 0, "{stats:?}");
+        assert!(
+            stats.sent < total,
+            "the stalled peer cannot take everything"
+        );
+        outbound.send(3, big_append(1));
+        assert_eq!(shared.counters.snapshot().dropped_unknown_peer, 1);
+        // The stalled write times out: the batch in it is counted lost.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while shared.counters.snapshot().dropped_unreachable == 0 {
+            assert!(tokio::time::Instant::now() < deadline, "no write timeout");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+
+        cancel.cancel();
+        while tasks.join_next().await.is_some() {}
+        stalled.abort();
+    }
+
+    #[tokio::test]
+    async fn a_message_over_the_frame_limit_is_dropped_before_queueing() {
+        let mut config = NodeConfig::new(9, 1, [(2, "127.0.0.1:9".parse().unwrap())]);
+        config.max_frame = 1024;
+        let shared = Arc::new(Shared::new(config));
+        let cancel = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        let outbound = Outbound::start(&shared, &cancel, &mut tasks);
+        outbound.send(2, big_append(2048));
+        assert_eq!(shared.counters.snapshot().dropped_oversized, 1);
+        assert_eq!(outbound.peers[&2].queued.load(Ordering::Relaxed), 0);
+        cancel.cancel();
+        while tasks.join_next().await.is_some() {}
     }
 }
