@@ -65,7 +65,10 @@ fn parse_args() -> Args {
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let v = it.next().unwrap_or_default();
-        let num = |what: &str| -> u64 { v.parse().unwrap_or_else(|_| panic!("{what} takes a number, got {v:?}")) };
+        let num = |what: &str| -> u64 {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{what} takes a number, got {v:?}"))
+        };
         match flag.as_str() {
             "--clients" | "-c" => {
                 a.clients = v
@@ -84,7 +87,10 @@ fn parse_args() -> Args {
             ),
         }
     }
-    assert!(a.clients.iter().all(|&c| c > 0), "--clients must be positive");
+    assert!(
+        a.clients.iter().all(|&c| c > 0),
+        "--clients must be positive"
+    );
     a
 }
 
@@ -212,7 +218,10 @@ fn main() -> Result<(), Error> {
         a.client_workers,
         a.snapshot_every
     );
-    println!("{:>8} {:>14} {:>10} {:>10}", "clients", "ops/s", "p50", "p99");
+    println!(
+        "{:>8} {:>14} {:>10} {:>10}",
+        "clients", "ops/s", "p50", "p99"
+    );
     for &n in &a.clients {
         let r = run(&a, n)?;
         println!(

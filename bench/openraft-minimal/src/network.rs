@@ -83,7 +83,11 @@ impl RaftNetworkV2<Cfg> for Peer {
             .map_err(|e| RPCError::Unreachable(unreachable(e)))
     }
 
-    async fn vote(&mut self, rpc: VoteRequest<Cfg>, _option: RPCOption) -> Result<VoteResponse<Cfg>, RPCError<Cfg>> {
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<Cfg>,
+        _option: RPCOption,
+    ) -> Result<VoteResponse<Cfg>, RPCError<Cfg>> {
         self.target
             .vote(rpc)
             .await

@@ -61,14 +61,17 @@ impl openraft::RaftTypeConfig for Cfg {
     type LeaderId = openraft::impls::leader_id_adv::LeaderId<u64, u64>;
     type Vote = openraft::impls::Vote<Self::LeaderId>;
     type Payload = EntryPayload<Request, u64, ()>;
-    type Entry = openraft::Entry<<Self::LeaderId as openraft::vote::RaftLeaderId>::Committed, Self::Payload>;
+    type Entry =
+        openraft::Entry<<Self::LeaderId as openraft::vote::RaftLeaderId>::Committed, Self::Payload>;
     type AsyncRuntime = openraft::impls::TokioRuntime;
     type Responder<T>
         = openraft::impls::OneshotResponder<Self, T>
-    where T: OptionalSend + 'static;
+    where
+        T: OptionalSend + 'static;
     type Batch<T>
         = openraft::impls::InlineBatch<T>
-    where T: OptionalSend + 'static;
+    where
+        T: OptionalSend + 'static;
     type ErrorSource = openraft::impls::BoxedErrorSource;
 }
 
@@ -104,7 +107,13 @@ impl RaftLogStorage<Cfg> for Arc<LogStore> {
     type LogReader = Self;
 
     async fn get_log_state(&mut self) -> Result<LogState<Cfg>, io::Error> {
-        let last = self.log.read().await.values().next_back().map(|e| e.log_id());
+        let last = self
+            .log
+            .read()
+            .await
+            .values()
+            .next_back()
+            .map(|e| e.log_id());
         let purged = *self.purged.read().await;
         Ok(LogState {
             last_purged_log_id: purged,
@@ -189,7 +198,9 @@ impl RaftStateMachine<Cfg> for Arc<StateMachine> {
     type SnapshotData = SnapshotData;
     type SnapshotBuilder = Self;
 
-    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembershipOf<Cfg>), io::Error> {
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId>, StoredMembershipOf<Cfg>), io::Error> {
         let s = self.state.read().await;
         Ok((s.applied, s.membership.clone()))
     }
@@ -226,15 +237,14 @@ impl RaftStateMachine<Cfg> for Arc<StateMachine> {
         Ok(())
     }
 
-    async fn get_current_snapshot(&mut self) -> Result<Option<SnapshotOf<Cfg, SnapshotData>>, io::Error> {
-        Ok(self
-            .snapshot
-            .read()
-            .await
-            .as_ref()
-            .map(|(meta, data)| SnapshotOf::<Cfg, SnapshotData> {
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<SnapshotOf<Cfg, SnapshotData>>, io::Error> {
+        Ok(self.snapshot.read().await.as_ref().map(
+            |(meta, data)| SnapshotOf::<Cfg, SnapshotData> {
                 meta: meta.clone(),
                 snapshot: data.clone(),
-            }))
+            },
+        ))
     }
 }
