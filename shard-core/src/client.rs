@@ -372,9 +372,8 @@ impl ShardClerk {
             Phase::Pause(left) => {
                 *left = left.saturating_sub(1);
                 if *left == 0 {
-                    cur.phase = Phase::NeedConfig;
-                    // Ask for a configuration again: the shard may be elsewhere by now.
-                    self.refresh(out);
+                    // Try the owner in the cached configuration again.
+                    self.route(out);
                 }
             }
             Phase::Sent { gid, misses } => {
@@ -518,30 +517,30 @@ mod tests {
     }
 
     #[test]
-    fn wrong_group_without_a_newer_configuration_waits_and_asks_again() {
+    fn wrong_group_without_a_newer_configuration_waits_and_tries_again() {
         let mut cfg = ShardClerkConfig::new(5, vec![0]);
         cfg.backoff_ticks = 2;
         let mut c = ShardClerk::new(cfg);
         let a = c.step(Input::Start(Op::get("k")));
         let a = c.step(ctrl_reply(&a, config(1, vec![1])));
         assert_eq!(sent(&a), [(10, 1, None)]);
-        let a = c.step(Input::Receive {
+        let wrong = Input::Receive {
             from: 10,
             reply: Reply {
                 id: 1,
                 result: Err(KvError::WrongGroup),
             },
-        });
+        };
+        let a = c.step(wrong.clone());
         let a = c.step(ctrl_reply(&a, config(1, vec![1])));
         assert!(a.is_empty(), "no newer configuration: pause");
         assert!(c.step(Input::Tick).is_empty());
-        let a = c.step(Input::Tick);
-        let a = c.step(ctrl_reply(&a, config(1, vec![1])));
-        assert!(a.is_empty());
-        assert!(c.step(Input::Tick).is_empty());
-        let a = c.step(Input::Tick);
-        let a2 = c.step(ctrl_reply(&a, config(2, vec![1])));
-        assert_eq!(sent(&a2), [(10, 1, None)]);
+        assert_eq!(sent(&c.step(Input::Tick)), [(10, 1, None)]);
+        // Refused again; this time the controller has moved on.
+        let a = c.step(wrong);
+        let a = c.step(ctrl_reply(&a, config(2, vec![1])));
+        assert_eq!(sent(&a), [(10, 1, None)]);
+        assert_eq!(c.stats().wrong_group, 2);
     }
 
     #[test]

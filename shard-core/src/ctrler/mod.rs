@@ -166,7 +166,7 @@ pub enum CtrlError {
 pub type CtrlResult = Result<CtrlOutput, CtrlError>;
 
 /// The controller's state: every configuration, in order (`configs[i].num == i`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Ctrler {
     configs: Vec<ShardConfig>,
 }
