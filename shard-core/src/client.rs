@@ -345,13 +345,20 @@ impl ShardClerk {
         let Some(cur) = self.current.as_mut() else {
             return;
         };
-        if cur.phase == Phase::NeedConfig {
-            if newer {
-                self.route(out);
-            } else {
-                // Same configuration: the shard is still moving in. Ask again shortly.
-                cur.phase = Phase::Pause(self.cfg.backoff_ticks.max(1));
+        match cur.phase {
+            Phase::NeedConfig if newer => self.route(out),
+            // Same configuration: the shard is still moving in. Try again shortly.
+            Phase::NeedConfig => cur.phase = Phase::Pause(self.cfg.backoff_ticks.max(1)),
+            Phase::Sent { gid, .. } if newer => {
+                let owner = self
+                    .config
+                    .as_ref()
+                    .map_or(0, |c| c.owner_of(cur.request.op.key()));
+                if owner != gid {
+                    self.route(out); // the shard moved while we waited
+                }
             }
+            Phase::Sent { .. } | Phase::Pause(_) => {}
         }
     }
 
@@ -379,6 +386,8 @@ impl ShardClerk {
             Phase::Sent { gid, misses } => {
                 let gid = *gid;
                 let Some(retry) = self.groups.get_mut(&gid) else {
+                    // The group left the configuration.
+                    self.route(out);
                     return;
                 };
                 if retry.tick() {
