@@ -1,0 +1,911 @@
+//! The lab's KV tester (LAB-SCENARIOS.md 2.5-2.7) on the deterministic simulator.
+//!
+//! Servers and clerks are all simulated nodes (ids `0..nservers` are servers, the rest
+//! clerks), so the network's faults hit client traffic as in the lab. A clerk node runs a
+//! sans-IO [`Clerk`] and either single operations the tester asks for ([`ClientInput::Do`])
+//! or a client [`Program`] (the lab's client goroutines, as state machines). Every
+//! operation is recorded with its call and return time in virtual time, and the tester
+//! checks the whole history for linearizability.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+use stepwise_kv::clerk::{self, Clerk, ClerkConfig};
+use stepwise_kv::replica::{self, Replica};
+use stepwise_kv::server::Server;
+use stepwise_kv::{KvError, KvOutput, KvResult, Op, Reply, Request, RsmConfig};
+use stepwise_linearizability::models::{
+    Kv as LegacyModel, KvErr, KvInput, VersionedInput, VersionedKv, VersionedOutput,
+};
+use stepwise_linearizability::{CheckResult, History, Operation, check};
+use stepwise_raft::{Action as RaftAction, Config, Message, Persisted};
+use stepwise_sim::{Effect, MS, NetConfig, NodeId, Rand64, SEC, Sim, SimConfig, Time};
+
+/// What crosses the simulated network.
+#[derive(Clone, Debug)]
+pub enum Msg {
+    /// Between replicas.
+    Raft(Message),
+    /// Clerk to server.
+    Req(Request),
+    /// Server to clerk.
+    Rep(Reply),
+}
+
+/// What the servers are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Service {
+    /// The kvsrv labs: one server, no Raft, no persistence.
+    Single,
+    /// The kvraft labs: replicas on Raft with this `maxraftstate` (`None` = -1).
+    Replicated { max_raft_state: Option<usize> },
+}
+
+/// One recorded client operation.
+#[derive(Clone, Debug)]
+pub struct Record {
+    pub client: NodeId,
+    pub op: Op,
+    pub call: Time,
+    pub ret: Time,
+    pub result: KvResult,
+}
+
+/// Counts a client program reports when it stops.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Puts that returned OK (the lab's Nok).
+    pub ok: u64,
+    /// Puts that returned ErrMaybe (the lab's Nmaybe).
+    pub maybe: u64,
+    /// Program-specific: appends done per key, in order (legacy tests).
+    pub appends: Vec<(String, String)>,
+    /// Operations completed.
+    pub ops: u64,
+}
+
+/// What a client program is told.
+pub enum Event<'a> {
+    /// The program was just started.
+    Start,
+    /// The last operation finished.
+    Done(&'a Op, &'a KvResult),
+    /// A sleep is over.
+    Woke,
+}
+
+/// What a client program does next.
+pub enum Next {
+    Op(Op),
+    Sleep(u32),
+    Stop,
+    Fail(String),
+}
+
+/// A lab client loop as a state machine: called at every event, decides the next step.
+/// `stopping` is true once the tester signalled "done".
+pub trait Program: Send {
+    fn next(&mut self, event: Event<'_>, stopping: bool, rng: &mut Rand64) -> Next;
+    fn report(&self) -> Report;
+}
+
+/// Inputs to a clerk node.
+pub enum ClientInput {
+    /// Run one operation (the tester calling the clerk directly).
+    Do(Op),
+    /// Start a client program.
+    Run(Box<dyn Program>),
+    /// Ask the program to stop at its next opportunity.
+    Stop,
+}
+
+impl fmt::Debug for ClientInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientInput::Do(op) => write!(f, "Do({op:?})"),
+            ClientInput::Run(_) => f.write_str("Run(program)"),
+            ClientInput::Stop => f.write_str("Stop"),
+        }
+    }
+}
+
+/// What nodes report to the tester.
+#[derive(Debug)]
+pub enum Out {
+    /// A client operation finished.
+    Op(Record),
+    /// A client program found a violation.
+    Fail(String),
+    /// A client program stopped.
+    Finished(Report),
+    /// A replica halted.
+    Halted(String),
+}
+
+/// A clerk node.
+pub struct ClientNode {
+    me: NodeId,
+    clerk: Clerk,
+    rng: Rand64,
+    program: Option<Box<dyn Program>>,
+    stopping: bool,
+    /// The operation in flight: its call time and the operation.
+    call: Option<(Time, Op)>,
+    sleeping: Option<u32>,
+    actions: Vec<clerk::Action>,
+}
+
+impl ClientNode {
+    /// The operation in flight, if any.
+    pub fn in_flight(&self) -> Option<&(Time, Op)> {
+        self.call.as_ref()
+    }
+
+    pub fn clerk(&self) -> &Clerk {
+        &self.clerk
+    }
+
+    fn clerk_step(&mut self, now: Time, input: clerk::Input, out: &mut Vec<Effect<SimNode>>) {
+        let mut actions = std::mem::take(&mut self.actions);
+        actions.clear();
+        self.clerk.step_into(input, &mut actions);
+        for a in actions.drain(..) {
+            match a {
+                clerk::Action::Send { to, request } => out.push(Effect::Send {
+                    to: to as NodeId,
+                    msg: Msg::Req(request),
+                }),
+                clerk::Action::Done(result) => {
+                    let (call, op) = self.call.take().expect("a result answers a call");
+                    out.push(Effect::Output(Out::Op(Record {
+                        client: self.me,
+                        op: op.clone(),
+                        call,
+                        ret: now,
+                        result: result.clone(),
+                    })));
+                    if self.program.is_some() {
+                        self.advance(now, Event::Done(&op, &result), out);
+                    }
+                }
+            }
+        }
+        self.actions = actions;
+    }
+
+    fn start(&mut self, now: Time, op: Op, out: &mut Vec<Effect<SimNode>>) {
+        assert!(self.call.is_none(), "one operation at a time per clerk");
+        self.call = Some((now, op.clone()));
+        self.clerk_step(now, clerk::Input::Start(op), out);
+    }
+
+    fn advance(&mut self, now: Time, event: Event<'_>, out: &mut Vec<Effect<SimNode>>) {
+        let Some(program) = self.program.as_mut() else {
+            return;
+        };
+        match program.next(event, self.stopping, &mut self.rng) {
+            Next::Op(op) => self.start(now, op, out),
+            Next::Sleep(ticks) => self.sleeping = Some(ticks.max(1)),
+            Next::Stop => {
+                let report = program.report();
+                self.program = None;
+                out.push(Effect::Output(Out::Finished(report)));
+            }
+            Next::Fail(why) => {
+                self.program = None;
+                out.push(Effect::Output(Out::Fail(format!("client {}: {why}", self.me))));
+            }
+        }
+    }
+}
+
+/// A replica node.
+pub struct ReplicaNode {
+    pub replica: Replica,
+    actions: Vec<replica::Action>,
+}
+
+impl ReplicaNode {
+    fn run(&mut self, input: replica::Input, out: &mut Vec<Effect<SimNode>>) {
+        let mut actions = std::mem::take(&mut self.actions);
+        actions.clear();
+        self.replica.step_into(input, &mut actions);
+        for a in actions.drain(..) {
+            match a {
+                replica::Action::Persist(p) => out.push(Effect::Write(p)),
+                replica::Action::Send { to, msg } => out.push(Effect::Send {
+                    to: to as NodeId,
+                    msg: Msg::Raft(msg),
+                }),
+                replica::Action::Reply { to, reply } => out.push(Effect::Send {
+                    to: to as NodeId,
+                    msg: Msg::Rep(reply),
+                }),
+                replica::Action::Halted(why) => out.push(Effect::Output(Out::Halted(why))),
+            }
+        }
+        self.actions = actions;
+    }
+}
+
+/// Every simulated node.
+pub enum SimNode {
+    Replica(Box<ReplicaNode>),
+    Single(Box<Server>),
+    Client(Box<ClientNode>),
+}
+
+impl SimNode {
+    pub fn client(&self) -> Option<&ClientNode> {
+        match self {
+            SimNode::Client(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    pub fn replica(&self) -> Option<&Replica> {
+        match self {
+            SimNode::Replica(r) => Some(&r.replica),
+            _ => None,
+        }
+    }
+}
+
+impl stepwise_sim::Node for SimNode {
+    type Msg = Msg;
+    type Input = ClientInput;
+    type Output = Out;
+    type Durable = Persisted;
+    type Write = RaftAction;
+
+    fn on_tick(&mut self, now: Time, out: &mut Vec<Effect<Self>>) {
+        match self {
+            SimNode::Replica(r) => r.run(replica::Input::Tick, out),
+            SimNode::Single(_) => {}
+            SimNode::Client(c) => {
+                if let Some(left) = c.sleeping.as_mut() {
+                    *left -= 1;
+                    if *left == 0 {
+                        c.sleeping = None;
+                        c.advance(now, Event::Woke, out);
+                    }
+                }
+                c.clerk_step(now, clerk::Input::Tick, out);
+            }
+        }
+    }
+
+    fn on_message(&mut self, now: Time, from: NodeId, msg: Msg, out: &mut Vec<Effect<Self>>) {
+        match (self, msg) {
+            (SimNode::Replica(r), Msg::Raft(msg)) => r.run(
+                replica::Input::Receive {
+                    from: from as u64,
+                    msg,
+                },
+                out,
+            ),
+            (SimNode::Replica(r), Msg::Req(request)) => r.run(
+                replica::Input::Request {
+                    from: from as u64,
+                    request,
+                },
+                out,
+            ),
+            (SimNode::Single(s), Msg::Req(request)) => out.push(Effect::Send {
+                to: from,
+                msg: Msg::Rep(s.handle(request)),
+            }),
+            (SimNode::Client(c), Msg::Rep(reply)) => c.clerk_step(
+                now,
+                clerk::Input::Receive {
+                    from: from as u64,
+                    reply,
+                },
+                out,
+            ),
+            _ => {}
+        }
+    }
+
+    fn on_input(&mut self, now: Time, input: ClientInput, out: &mut Vec<Effect<Self>>) {
+        let SimNode::Client(c) = self else {
+            return;
+        };
+        match input {
+            ClientInput::Do(op) => c.start(now, op, out),
+            ClientInput::Run(p) => {
+                c.program = Some(p);
+                c.stopping = false;
+                c.advance(now, Event::Start, out);
+            }
+            ClientInput::Stop => {
+                c.stopping = true;
+                if c.call.is_none() && c.program.is_some() {
+                    // Idle or sleeping: ask now.
+                    c.sleeping = None;
+                    c.advance(now, Event::Woke, out);
+                }
+            }
+        }
+    }
+
+    fn write(durable: &mut Persisted, write: RaftAction) {
+        durable.apply(&write);
+    }
+
+    fn wire_size(msg: &Msg) -> usize {
+        match msg {
+            Msg::Raft(m) => postcard::experimental::serialized_size(m).unwrap_or(0),
+            Msg::Req(r) => postcard::experimental::serialized_size(r).unwrap_or(0),
+            Msg::Rep(r) => postcard::experimental::serialized_size(r).unwrap_or(0),
+        }
+    }
+
+    /// The lab's long reordering holds back RPC replies only.
+    fn reorderable(msg: &Msg) -> bool {
+        match msg {
+            Msg::Raft(m) => matches!(
+                m,
+                Message::VoteReply { .. }
+                    | Message::AppendReply { .. }
+                    | Message::SnapshotReply { .. }
+            ),
+            Msg::Req(_) => false,
+            Msg::Rep(_) => true,
+        }
+    }
+}
+
+/// How a test is set up.
+#[derive(Clone, Debug)]
+pub struct Setup {
+    pub servers: usize,
+    pub clients: usize,
+    pub reliable: bool,
+    pub service: Service,
+    /// Clerks tag writes with sessions.
+    pub sessions: bool,
+    pub seed: u64,
+}
+
+/// The lab's KV tester.
+pub struct KvTester {
+    pub sim: Sim<SimNode>,
+    pub nservers: usize,
+    pub nclients: usize,
+    pub records: Vec<Record>,
+    finished: BTreeMap<NodeId, Report>,
+}
+
+/// Raft configuration for the KV tests: the defaults (10 ms ticks, 100 ms heartbeats,
+/// 300-600 ms election timeouts, leader no-op, pre-vote, check-quorum).
+pub fn raft_config(id: NodeId, n: usize, seed: u64) -> Config {
+    Config::new(id as u64, (0..n as u64).collect::<Vec<_>>()).with_seed(seed)
+}
+
+impl KvTester {
+    pub fn new(setup: Setup) -> KvTester {
+        let mut config = SimConfig::with_seed(setup.seed);
+        config.net = if setup.reliable {
+            NetConfig::reliable()
+        } else {
+            NetConfig::unreliable()
+        };
+        let (n, service, sessions) = (setup.servers, setup.service, setup.sessions);
+        let mut sim = Sim::new(
+            config,
+            setup.servers + setup.clients,
+            move |id, durable: &Persisted, seed| {
+                if id < n {
+                    match service {
+                        Service::Single => SimNode::Single(Box::new(Server::new())),
+                        Service::Replicated { max_raft_state } => {
+                            let cfg = RsmConfig::new(raft_config(id, n, seed))
+                                .with_max_raft_state(max_raft_state);
+                            let replica =
+                                Replica::restore(cfg, durable.clone()).expect("restore replica");
+                            SimNode::Replica(Box::new(ReplicaNode {
+                                replica,
+                                actions: Vec::new(),
+                            }))
+                        }
+                    }
+                } else {
+                    let cfg = ClerkConfig::new(id as u64, (0..n as u64).collect())
+                        .with_sessions(sessions);
+                    SimNode::Client(Box::new(ClientNode {
+                        me: id,
+                        clerk: Clerk::new(cfg),
+                        rng: Rand64::new(u128::from(seed)),
+                        program: None,
+                        stopping: false,
+                        call: None,
+                        sleeping: None,
+                        actions: Vec::new(),
+                    }))
+                }
+            },
+        );
+        if std::env::var("STEPWISE_TRACE").is_ok() {
+            sim.keep_event_log(2000);
+        }
+        KvTester {
+            sim,
+            nservers: setup.servers,
+            nclients: setup.clients,
+            records: Vec::new(),
+            finished: BTreeMap::new(),
+        }
+    }
+
+    /// Node id of clerk `k` (0-based).
+    pub fn clerk(&self, k: usize) -> NodeId {
+        assert!(k < self.nclients, "clerk {k} was not allocated");
+        self.nservers + k
+    }
+
+    pub fn servers(&self) -> Vec<NodeId> {
+        (0..self.nservers).collect()
+    }
+
+    fn drain(&mut self) {
+        if self.sim.outputs().is_empty() {
+            return;
+        }
+        for (_, node, out) in self.sim.take_outputs() {
+            match out {
+                Out::Op(r) => self.records.push(r),
+                Out::Fail(why) => self.fail(&why),
+                Out::Finished(report) => {
+                    self.finished.insert(node, report);
+                }
+                Out::Halted(why) => self.fail(&format!("replica {node} halted: {why}")),
+            }
+        }
+    }
+
+    /// Panics with the event log (if kept) and a dump of the servers.
+    pub fn fail(&self, why: &str) -> ! {
+        for line in self.sim.event_log() {
+            eprintln!("{line}");
+        }
+        panic!("{why}\n{}", self.dump());
+    }
+
+    pub fn dump(&self) -> String {
+        let mut s = format!("at {} ms\n", self.sim.now() / MS);
+        for i in 0..self.nservers {
+            match self.sim.node(i).and_then(SimNode::replica) {
+                None if self.sim.is_up(i) => {}
+                None => s += &format!("server {i}: down\n"),
+                Some(r) => {
+                    let raft = r.rsm().raft();
+                    s += &format!(
+                        "server {i}: connected={} term={} role={:?} leader={:?} commit={} applied={} last={} snap={} pending={} reads={} stats={:?}\n",
+                        self.sim.is_connected(i),
+                        raft.term(),
+                        raft.role(),
+                        raft.leader(),
+                        raft.commit_index(),
+                        r.rsm().applied_index(),
+                        raft.log().last_index(),
+                        raft.log().snapshot_meta().index,
+                        r.rsm().pending_submissions(),
+                        r.rsm().pending_queries(),
+                        r.rsm().stats(),
+                    );
+                }
+            }
+        }
+        for k in 0..self.nclients {
+            let id = self.clerk(k);
+            if let Some(c) = self.sim.node(id).and_then(SimNode::client) {
+                s += &format!(
+                    "clerk {id}: in flight {:?} leader hint {} stats {:?}\n",
+                    c.in_flight(),
+                    c.clerk().leader_hint(),
+                    c.clerk().stats()
+                );
+            }
+        }
+        s
+    }
+
+    /// Runs `d` of virtual time.
+    pub fn sleep(&mut self, d: Time) {
+        let deadline = self.sim.now() + d;
+        while self.sim.next_event_time().is_some_and(|t| t <= deadline) {
+            self.sim.step();
+            self.drain();
+        }
+        self.sim.run_for(deadline - self.sim.now());
+    }
+
+    /// Runs until `pred` holds (checked after every event) or `limit` passes.
+    pub fn run_until(&mut self, mut pred: impl FnMut(&KvTester) -> bool, limit: Time) -> bool {
+        let deadline = self.sim.now() + limit;
+        self.drain();
+        if pred(self) {
+            return true;
+        }
+        while self.sim.next_event_time().is_some_and(|t| t <= deadline) {
+            self.sim.step();
+            self.drain();
+            if pred(self) {
+                return true;
+            }
+        }
+        self.sim.run_for(deadline - self.sim.now());
+        false
+    }
+
+    /// Starts `op` on clerk node `ck` (which must be idle); [`KvTester::wait_op`] waits
+    /// for it.
+    pub fn start_op(&mut self, ck: NodeId, op: Op) {
+        self.sim.input(ck, ClientInput::Do(op));
+        self.drain();
+    }
+
+    /// Whether clerk `ck` has no operation in flight.
+    pub fn idle(&self, ck: NodeId) -> bool {
+        self.sim
+            .node(ck)
+            .and_then(SimNode::client)
+            .is_some_and(|c| c.in_flight().is_none())
+    }
+
+    /// Waits (at most `limit`) for clerk `ck`'s operation; its result, or None on timeout.
+    pub fn wait_op(&mut self, ck: NodeId, limit: Time) -> Option<KvResult> {
+        if !self.run_until(|t| t.idle(ck), limit) {
+            return None;
+        }
+        let r = self.records.iter().rev().find(|r| r.client == ck);
+        Some(r.expect("the clerk finished an operation").result.clone())
+    }
+
+    /// Runs one operation on clerk `ck` to completion (the lab's synchronous call; the
+    /// lab's per-test limit of 120 s bounds it).
+    pub fn op(&mut self, ck: NodeId, op: Op) -> KvResult {
+        self.start_op(ck, op.clone());
+        match self.wait_op(ck, 120 * SEC) {
+            Some(r) => r,
+            None => self.fail(&format!("clerk {ck}: {op:?} did not finish within 120 s")),
+        }
+    }
+
+    /// `Get` returning (value, version); a missing key is ("", 0).
+    pub fn get(&mut self, ck: NodeId, key: &str) -> (String, u64) {
+        match self.op(ck, Op::get(key.to_owned())) {
+            Ok(KvOutput::Value { value, version }) => (text(&value), version),
+            Err(KvError::NoKey) => (String::new(), 0),
+            other => self.fail(&format!("Get({key}) returned {other:?}")),
+        }
+    }
+
+    /// The lab's CheckGet: the Get must return exactly this value and version.
+    pub fn check_get(&mut self, ck: NodeId, key: &str, value: &str, version: u64) {
+        let got = self.get(ck, key);
+        if got != (value.to_owned(), version) {
+            self.fail(&format!(
+                "Get({key}) = {got:?}, expected ({value:?}, {version})"
+            ));
+        }
+    }
+
+    /// The lab's PutAtLeastOnce: retry through ErrMaybe/ErrVersion; returns the new version.
+    pub fn put_at_least_once(&mut self, ck: NodeId, key: &str, value: &str, mut ver: u64) -> u64 {
+        loop {
+            match self.op(ck, Op::put(key.to_owned(), value.to_owned(), ver)) {
+                Ok(_) => return ver + 1,
+                Err(KvError::Maybe | KvError::Version) => ver += 1,
+                Err(e) => self.fail(&format!("PutAtLeastOnce({key}) failed: {e:?}")),
+            }
+        }
+    }
+
+    /// Starts a program on each clerk node.
+    pub fn run_programs(&mut self, programs: Vec<(NodeId, Box<dyn Program>)>) {
+        for (ck, p) in programs {
+            self.finished.remove(&ck);
+            self.sim.input(ck, ClientInput::Run(p));
+        }
+        self.drain();
+    }
+
+    /// Signals "done" to the clerks and waits (at most `limit`) until every program
+    /// finished; returns their reports in clerk order.
+    pub fn stop_programs(&mut self, clerks: &[NodeId], limit: Time) -> Vec<Report> {
+        for &ck in clerks {
+            self.sim.input(ck, ClientInput::Stop);
+        }
+        self.drain();
+        let ok = self.run_until(
+            |t| clerks.iter().all(|ck| t.finished.contains_key(ck)),
+            limit,
+        );
+        if !ok {
+            self.fail("client programs did not finish after the done signal");
+        }
+        clerks
+            .iter()
+            .map(|ck| self.finished.remove(ck).expect("finished"))
+            .collect()
+    }
+
+    /// The lab's SpawnClientsAndWait: run programs for `d`, then signal done and wait.
+    pub fn spawn_clients_and_wait(
+        &mut self,
+        programs: Vec<(NodeId, Box<dyn Program>)>,
+        d: Time,
+    ) -> Vec<Report> {
+        let clerks: Vec<NodeId> = programs.iter().map(|(c, _)| *c).collect();
+        self.run_programs(programs);
+        self.sleep(d);
+        self.stop_programs(&clerks, 120 * SEC)
+    }
+
+    // ----- servers ------------------------------------------------------------------------
+
+    /// The lab's ShutdownServer: disconnect, then kill; persisted state is kept.
+    pub fn shutdown_server(&mut self, i: NodeId) {
+        self.sim.disconnect(i);
+        self.sim.crash(i);
+    }
+
+    /// The lab's StartServer + ConnectOne.
+    pub fn start_server(&mut self, i: NodeId) {
+        self.sim.restart(i);
+        self.sim.connect(i);
+    }
+
+    /// The lab's group Shutdown: every server.
+    pub fn shutdown_all(&mut self) {
+        for i in 0..self.nservers {
+            self.shutdown_server(i);
+        }
+    }
+
+    /// Restarts every server and connects everything (the lab's StartServers + ConnectAll).
+    pub fn start_all(&mut self) {
+        for i in 0..self.nservers {
+            self.sim.restart(i);
+        }
+        self.sim.connect_all();
+    }
+
+    /// Partitions the servers (clerks keep their links).
+    pub fn partition(&mut self, a: &[NodeId], b: &[NodeId]) {
+        let servers = self.servers();
+        self.sim.partition_within(&servers, &[a, b]);
+    }
+
+    /// Links clerk `ck` with exactly the servers in `to` (the lab's MakeClientTo).
+    pub fn clerk_reaches(&mut self, ck: NodeId, to: &[NodeId]) {
+        for s in 0..self.nservers {
+            let up = to.contains(&s);
+            self.sim.set_link(ck, s, up);
+            self.sim.set_link(s, ck, up);
+        }
+    }
+
+    /// The current leader among up and connected servers, if exactly one claims it
+    /// in the highest term.
+    pub fn leader(&self) -> Option<NodeId> {
+        (0..self.nservers)
+            .filter_map(|i| {
+                let r = self.sim.node(i)?.replica()?;
+                (self.sim.is_connected(i) && r.is_leader()).then(|| (r.rsm().raft().term(), i))
+            })
+            .max()
+            .map(|(_, i)| i)
+    }
+
+    /// Waits (at most 10 s) for a leader.
+    pub fn wait_leader(&mut self) -> NodeId {
+        if !self.run_until(|t| t.leader().is_some(), 10 * SEC) {
+            self.fail("no leader within 10 s");
+        }
+        self.leader().expect("checked")
+    }
+
+    /// The lab's MakePartition(leader): p1 gets n/2+1 servers without the leader, p2 the
+    /// rest with the leader last.
+    pub fn make_partition(&self, leader: NodeId) -> (Vec<NodeId>, Vec<NodeId>) {
+        let n = self.nservers;
+        let others: Vec<NodeId> = (0..n).filter(|&i| i != leader).collect();
+        let p1 = others[..n / 2 + 1].to_vec();
+        let mut p2 = others[n / 2 + 1..].to_vec();
+        p2.push(leader);
+        (p1, p2)
+    }
+
+    /// Largest persisted Raft state over the servers (the lab's LogSize).
+    pub fn log_size(&self) -> usize {
+        (0..self.nservers)
+            .map(|i| self.sim.durable(i).raft_state_size())
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Largest persisted snapshot over the servers (the lab's SnapshotSize).
+    pub fn snapshot_size(&self) -> usize {
+        (0..self.nservers)
+            .map(|i| self.sim.durable(i).snapshot_size())
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The lab's partitioner step: every server at random on side 0 or 1.
+    pub fn random_partition(&mut self) {
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        for i in 0..self.nservers {
+            if self.sim.rng().rand_range(0..2) == 0 {
+                a.push(i);
+            } else {
+                b.push(i);
+            }
+        }
+        self.partition(&a, &b);
+    }
+
+    /// Runs `d` while repartitioning every 1 s + rand(0..200 ms), as the lab's partitioner.
+    pub fn sleep_partitioning(&mut self, d: Time) {
+        let end = self.sim.now() + d;
+        while self.sim.now() < end {
+            self.random_partition();
+            let pause = SEC + self.sim.rng().rand_range(0..200) * MS;
+            self.sleep(pause.min(end - self.sim.now()));
+        }
+    }
+
+    // ----- checks -------------------------------------------------------------------------
+
+    /// Operations still in flight (never answered), as (client, op, call).
+    fn in_flight(&self) -> Vec<(NodeId, Op, Time)> {
+        (self.nservers..self.nservers + self.nclients)
+            .filter_map(|ck| {
+                let c = self.sim.node(ck)?.client()?;
+                c.in_flight().map(|(call, op)| (ck, op.clone(), *call))
+            })
+            .collect()
+    }
+
+    /// Checks the history of versioned operations (2025 model) for linearizability.
+    pub fn check_versioned(&self) {
+        let mut h: History<VersionedInput<String, String>, VersionedOutput<String>> =
+            History::new();
+        for r in &self.records {
+            let input = versioned_input(&r.op);
+            let op = match versioned_output(&r.op, &r.result) {
+                Some(out) => Operation::complete(r.client as u64, input, r.call, out, r.ret),
+                None => Operation::pending(r.client as u64, input, r.call),
+            };
+            h.push(op);
+        }
+        for (ck, op, call) in self.in_flight() {
+            h.push(Operation::pending(ck as u64, versioned_input(&op), call));
+        }
+        self.verdict(check(&VersionedKv::new(), &h, Some(Duration::from_secs(60))));
+    }
+
+    /// Checks the history of Get/Put/Append operations (2020-2024 model).
+    pub fn check_legacy(&self) {
+        let mut h: History<KvInput<String, String>, String> = History::new();
+        for r in &self.records {
+            let input = legacy_input(&r.op);
+            let op = match legacy_output(&r.op, &r.result) {
+                Some(out) => Operation::complete(r.client as u64, input, r.call, out, r.ret),
+                None => Operation::pending(r.client as u64, input, r.call),
+            };
+            h.push(op);
+        }
+        for (ck, op, call) in self.in_flight() {
+            h.push(Operation::pending(ck as u64, legacy_input(&op), call));
+        }
+        self.verdict(check(&LegacyModel::new(), &h, Some(Duration::from_secs(60))));
+    }
+
+    fn verdict(&self, result: CheckResult) {
+        if std::env::var("STEPWISE_VERBOSE").is_ok() {
+            eprintln!(
+                "{} operations in {} ms of virtual time; {:?}",
+                self.records.len(),
+                self.sim.now() / MS,
+                self.sim.stats().total
+            );
+        }
+        match result {
+            CheckResult::Ok => {}
+            CheckResult::Illegal(v) => {
+                self.fail(&format!("history is not linearizable: {v}"))
+            }
+            CheckResult::Unknown => self.fail(&format!(
+                "linearizability check timed out on {} operations",
+                self.records.len()
+            )),
+        }
+    }
+}
+
+/// Bytes as text (the tests use ASCII).
+pub fn text(b: &Bytes) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn versioned_input(op: &Op) -> VersionedInput<String, String> {
+    match op {
+        Op::Get { key } => VersionedInput::Get { key: text(key) },
+        Op::Put {
+            key,
+            value,
+            version,
+        } => VersionedInput::Put {
+            key: text(key),
+            value: text(value),
+            version: version.expect("versioned tests only use versioned Puts"),
+        },
+        Op::Append { .. } => panic!("versioned tests do not append"),
+    }
+}
+
+/// The model's view of a result; `None` when the client got no usable answer.
+fn versioned_output(op: &Op, result: &KvResult) -> Option<VersionedOutput<String>> {
+    let err = match result {
+        Ok(KvOutput::Value { value, version }) => {
+            return Some(VersionedOutput::get(text(value), *version));
+        }
+        Ok(_) => KvErr::Ok,
+        // A Get of a missing key reads "" (version 0); a versioned Put on a missing key
+        // with a version above 0 is a version mismatch (a missing key is at version 0).
+        Err(KvError::NoKey) if op.is_read() => {
+            return Some(VersionedOutput {
+                value: String::new(),
+                version: 0,
+                err: KvErr::NoKey,
+            });
+        }
+        Err(KvError::NoKey | KvError::Version) => KvErr::Version,
+        Err(KvError::Maybe) => KvErr::Maybe,
+        Err(_) => return None,
+    };
+    Some(VersionedOutput::put(err))
+}
+
+fn legacy_input(op: &Op) -> KvInput<String, String> {
+    match op {
+        Op::Get { key } => KvInput::Get { key: text(key) },
+        Op::Put { key, value, .. } => KvInput::Put {
+            key: text(key),
+            value: text(value),
+        },
+        Op::Append {
+            key,
+            value,
+            return_old: false,
+        } => KvInput::Append {
+            key: text(key),
+            value: text(value),
+        },
+        Op::Append {
+            key,
+            value,
+            return_old: true,
+        } => KvInput::AppendReturn {
+            key: text(key),
+            value: text(value),
+        },
+    }
+}
+
+fn legacy_output(op: &Op, result: &KvResult) -> Option<String> {
+    match result {
+        Ok(KvOutput::Value { value, .. }) => Some(text(value)),
+        Ok(KvOutput::Appended { old, .. }) => Some(text(old)),
+        Ok(KvOutput::Written { .. }) => Some(String::new()),
+        Err(KvError::NoKey) if op.is_read() => Some(String::new()),
+        Err(_) => None,
+    }
+}
