@@ -751,14 +751,43 @@ impl KvTester {
         self.partition(&a, &b);
     }
 
-    /// Runs `d` while repartitioning every 1 s + rand(0..200 ms), as the lab's partitioner.
-    pub fn sleep_partitioning(&mut self, d: Time) {
-        let end = self.sim.now() + d;
+    /// Runs until `pred` holds (or `limit` passes) while the lab's partitioner
+    /// repartitions the servers every 1 s + rand(0..200 ms).
+    pub fn run_until_partitioning(
+        &mut self,
+        mut pred: impl FnMut(&KvTester) -> bool,
+        limit: Time,
+    ) -> bool {
+        let end = self.sim.now() + limit;
         while self.sim.now() < end {
             self.random_partition();
             let pause = SEC + self.sim.rng().rand_range(0..200) * MS;
-            self.sleep(pause.min(end - self.sim.now()));
+            let pause = pause.min(end - self.sim.now());
+            if self.run_until(&mut pred, pause) {
+                return true;
+            }
         }
+        false
+    }
+
+    /// Signals "done" to the clerks and waits until their programs finished, with the
+    /// partitioner running (the lab starts it as the clients are told to stop).
+    pub fn stop_programs_partitioning(&mut self, clerks: &[NodeId]) -> Vec<Report> {
+        for &ck in clerks {
+            self.sim.input(ck, ClientInput::Stop);
+        }
+        self.drain();
+        let ok = self.run_until_partitioning(
+            |t| clerks.iter().all(|ck| t.finished.contains_key(ck)),
+            120 * SEC,
+        );
+        if !ok {
+            self.fail("client programs did not finish after the done signal");
+        }
+        clerks
+            .iter()
+            .map(|ck| self.finished.remove(ck).expect("finished"))
+            .collect()
     }
 
     // ----- checks -------------------------------------------------------------------------

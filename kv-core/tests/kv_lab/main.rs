@@ -8,6 +8,7 @@
 //! `STEPWISE_TRACE=1` prints the last simulator events when a check fails.
 
 mod harness;
+mod kvraft;
 mod kvsrv;
 mod lock;
 mod programs;
