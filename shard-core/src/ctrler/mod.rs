@@ -19,6 +19,9 @@
 //! * **Move** puts one shard on one member group, without rebalancing.
 //! * **Query** returns configuration `num`, or the latest if `num` is `None` or beyond the
 //!   latest (as the lab's `Query(-1)`).
+//! * **Since** returns up to `max` consecutive configurations from `num` on (fewer if the
+//!   latest comes first; none if `num` is beyond it): a group that fell behind catches up
+//!   in one round trip, though it still applies them one at a time.
 //! * Every successful change makes exactly one new configuration, numbered one more than
 //!   the latest; configurations are never changed afterwards.
 //! * A change may carry `expect: Some(n)`: it applies only if the latest configuration is
@@ -67,6 +70,13 @@ pub enum CtrlOp {
         /// The configuration number, or `None` for the latest.
         num: Option<u64>,
     },
+    /// Read configurations `num`, `num + 1`, ... (at most `max` of them).
+    Since {
+        /// The first configuration wanted.
+        num: u64,
+        /// At most this many.
+        max: u32,
+    },
 }
 
 impl CtrlOp {
@@ -89,8 +99,31 @@ impl CtrlOp {
 
     /// Whether the operation only reads.
     pub fn is_read(&self) -> bool {
-        matches!(self, CtrlOp::Query { .. })
+        self.as_read().is_some()
     }
+
+    /// The read-only form of a Query or Since.
+    pub fn as_read(&self) -> Option<CtrlRead> {
+        match *self {
+            CtrlOp::Query { num } => Some(CtrlRead::Config(num)),
+            CtrlOp::Since { num, max } => Some(CtrlRead::Since { num, max }),
+            _ => None,
+        }
+    }
+}
+
+/// A read-only controller query (answered after a ReadIndex round, without the log).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CtrlRead {
+    /// [`CtrlOp::Query`].
+    Config(Option<u64>),
+    /// [`CtrlOp::Since`].
+    Since {
+        /// The first configuration wanted.
+        num: u64,
+        /// At most this many.
+        max: u32,
+    },
 }
 
 /// A command in the controller's log: an operation, maybe conditional on the latest
@@ -113,6 +146,8 @@ pub enum CtrlOutput {
     },
     /// A Query's answer.
     Config(ShardConfig),
+    /// A Since's answer, in order.
+    Configs(Vec<ShardConfig>),
 }
 
 /// Why a controller operation did not succeed.
@@ -197,6 +232,20 @@ impl Ctrler {
         }
     }
 
+    /// Answers a read-only query.
+    pub fn read(&self, read: CtrlRead) -> CtrlOutput {
+        match read {
+            CtrlRead::Config(num) => CtrlOutput::Config(self.config(num).clone()),
+            CtrlRead::Since { num, max } => {
+                let from = usize::try_from(num)
+                    .unwrap_or(usize::MAX)
+                    .min(self.configs.len());
+                let to = from.saturating_add(max as usize).min(self.configs.len());
+                CtrlOutput::Configs(self.configs[from..to].to_vec())
+            }
+        }
+    }
+
     /// Number of configurations (the latest's number plus one).
     pub fn len(&self) -> usize {
         self.configs.len()
@@ -222,7 +271,8 @@ impl Ctrler {
             groups: latest.groups.clone(),
         };
         match command.op {
-            CtrlOp::Query { num } => return Ok(CtrlOutput::Config(self.config(num).clone())),
+            CtrlOp::Query { num } => return Ok(self.read(CtrlRead::Config(num))),
+            CtrlOp::Since { num, max } => return Ok(self.read(CtrlRead::Since { num, max })),
             CtrlOp::Join { groups } => {
                 if groups.is_empty() {
                     return Err(CtrlError::Empty);
@@ -270,15 +320,15 @@ impl Ctrler {
 
 impl StateMachine for Ctrler {
     type Command = CtrlCommand;
-    type Query = Option<u64>;
+    type Query = CtrlRead;
     type Output = CtrlResult;
 
     fn apply(&mut self, command: CtrlCommand) -> CtrlResult {
         self.apply_command(command)
     }
 
-    fn query(&self, num: &Option<u64>) -> CtrlResult {
-        Ok(CtrlOutput::Config(self.config(*num).clone()))
+    fn query(&self, read: &CtrlRead) -> CtrlResult {
+        Ok(self.read(*read))
     }
 
     fn snapshot(&self, out: &mut Vec<u8>) {
@@ -317,7 +367,7 @@ mod tests {
     }
 
     fn query(c: &Ctrler, num: Option<u64>) -> ShardConfig {
-        match c.query(&num) {
+        match c.query(&CtrlRead::Config(num)) {
             Ok(CtrlOutput::Config(cfg)) => cfg,
             other => panic!("{other:?}"),
         }
@@ -353,6 +403,15 @@ mod tests {
         assert_eq!(query(&c, Some(2)).num, 2);
         assert_eq!(query(&c, Some(2)).servers(1), [3, 4, 5]);
         assert_eq!(query(&c, Some(99)).num, 4);
+        // Ranges, clipped at the latest.
+        let since = |num, max| match c.read(CtrlRead::Since { num, max }) {
+            CtrlOutput::Configs(v) => v.iter().map(|c| c.num).collect::<Vec<_>>(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(since(1, 2), [1, 2]);
+        assert_eq!(since(3, 10), [3, 4]);
+        assert!(since(5, 10).is_empty());
+        assert!(since(u64::MAX, u32::MAX).is_empty());
     }
 
     #[test]

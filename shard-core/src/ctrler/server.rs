@@ -43,7 +43,7 @@ use stepwise_kv::replica::Origin;
 use stepwise_kv::rsm::{self, Rsm, RsmConfig, RsmError, Submission, SubmitError};
 use stepwise_raft::{Action as RaftAction, Message, NodeId, Persisted};
 
-use super::{CtrlCommand, CtrlError, CtrlOp, CtrlResult, Ctrler};
+use super::{CtrlCommand, CtrlError, CtrlResult, Ctrler};
 use crate::message::{CtrlReply, CtrlRequest};
 
 /// Everything that can happen to a [`CtrlerServer`].
@@ -149,13 +149,13 @@ impl CtrlerServer {
                     client: from,
                     id: request.id,
                 };
-                match request.op {
-                    CtrlOp::Query { num } => rsm::Input::Query { tag, query: num },
-                    op => rsm::Input::Submit(Submission {
+                match request.op.as_read() {
+                    Some(query) => rsm::Input::Query { tag, query },
+                    None => rsm::Input::Submit(Submission {
                         tag,
                         session: request.session,
                         command: CtrlCommand {
-                            op,
+                            op: request.op,
                             expect: request.expect,
                         },
                     }),

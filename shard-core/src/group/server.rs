@@ -5,9 +5,11 @@
 //! answers other groups' pulls from its own state. The **leader** additionally:
 //!
 //! 1. **polls the controller** every [`GroupConfig::poll_ticks`] (and right after a
-//!    configuration was applied) for configuration `n + 1`, but only while the group is
-//!    stable, and proposes it as [`GroupCmd::Config`]: configurations are learnt in order,
-//!    one at a time, and agreed through the group's own log;
+//!    configuration was applied) for the configurations after its current one `n`, but
+//!    only while the group is stable, and proposes them as [`GroupCmd::Config`]s:
+//!    configurations are learnt in order, one at a time, and agreed through the group's
+//!    own log (a group that fell behind fetches up to 32 in one round trip and proposes
+//!    them in one entry; each applies only if the group is still stable by then);
 //! 2. **pulls** the shards it gains from their previous owners ([`PeerMsg::Pull`], one
 //!    request per previous owner, resent until answered) and proposes the data as
 //!    [`GroupCmd::Install`]; installed shards are served at once;
@@ -35,6 +37,9 @@ use crate::ctrler::{CtrlOp, CtrlOutput};
 use crate::key::NSHARDS;
 use crate::message::{CtrlReply, CtrlRequest, PeerMsg, Refusal};
 use crate::retry::Retry;
+
+/// Configurations asked for in one poll of the controller.
+const CONFIGS_PER_POLL: u32 = 32;
 
 /// How a [`GroupServer`] is configured.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -461,10 +466,13 @@ impl GroupServer {
             self.poll_soon = false;
             self.since_poll = 0;
             self.stats.polls += 1;
-            let num = Some(self.group().config().num + 1);
+            let num = self.group().config().num + 1;
             self.ctrl_step(
                 cclerk::Input::Start {
-                    op: CtrlOp::Query { num },
+                    op: CtrlOp::Since {
+                        num,
+                        max: CONFIGS_PER_POLL,
+                    },
                     expect: None,
                 },
                 out,
@@ -550,20 +558,33 @@ impl GroupServer {
                 }
                 cclerk::Action::Done(result) => {
                     self.polling = false;
-                    if let Ok(CtrlOutput::Config(next)) = result {
-                        let group = self.rsm.state();
-                        if self.rsm.is_leader()
-                            && group.is_stable()
-                            && next.num == group.config().num + 1
-                        {
-                            let sub = Submission::new(Tag::Internal, GroupCmd::Config(next));
-                            self.rsm_step(rsm::Input::Submit(sub), out);
-                        }
+                    if let Ok(CtrlOutput::Configs(next)) = result {
+                        self.propose_configs(next, out);
                     }
                 }
             }
         }
         self.ctrl_out = actions;
+    }
+
+    /// Proposes the configurations that follow the current one, in order, in one entry.
+    /// Each is applied only if the group is stable at that point of the log; the first
+    /// that starts a move stops the others, which the next poll fetches again.
+    fn propose_configs(&mut self, configs: Vec<crate::config::ShardConfig>, out: &mut Vec<Action>) {
+        let group = self.rsm.state();
+        if !self.rsm.is_leader() || !group.is_stable() {
+            return;
+        }
+        let mut subs = Vec::with_capacity(configs.len());
+        for (expect, c) in (group.config().num + 1..).zip(configs) {
+            if c.num != expect {
+                break;
+            }
+            subs.push(Submission::new(Tag::Internal, GroupCmd::Config(c)));
+        }
+        if !subs.is_empty() {
+            self.rsm_step(rsm::Input::SubmitBatch(subs), out);
+        }
     }
 
     // ----- other groups ---------------------------------------------------------------

@@ -9,6 +9,7 @@
 
 mod ctrler;
 mod harness;
+mod lab2025;
 mod legacy;
 mod programs;
 
