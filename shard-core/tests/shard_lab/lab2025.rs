@@ -542,7 +542,7 @@ fn partition_ctrler(t: &mut Tester, gid: Gid, leases: bool) {
         phase = match phase {
             Phase::Idle => {
                 let ngid = pool[k / 2 % pool.len()];
-                let op = if k % 2 == 0 {
+                let op = if k.is_multiple_of(2) {
                     t.start_group(ngid);
                     CtrlOp::join(ngid, t.addrs(ngid))
                 } else {
