@@ -187,3 +187,35 @@ fn a_storage_failure_stops_the_node_and_the_others_carry_on() {
     ));
     assert!(results.values().all(Result::is_ok));
 }
+
+#[test]
+fn an_isolated_leader_is_replaced_and_catches_up_after_healing() {
+    let observer = Observer::new();
+    let cluster = Cluster::new(3, Options::default(), |id, members| {
+        let machine = RegisterMachine::new(config(id, members)).unwrap();
+        (machine, Persisted::default(), sink(&observer, id))
+    });
+    let old = observer.wait_leader(CONVERGE).expect("a leader is elected");
+    cluster.network().isolate(old);
+    observer
+        .wait_new_leader(old, CONVERGE)
+        .expect("the others elect a new leader");
+    let dropped = cluster.network().dropped();
+    assert!(
+        dropped > 0,
+        "messages to and from the isolated node are dropped"
+    );
+
+    // The majority serves without the old leader; then the old leader rejoins and
+    // applies everything.
+    let workload = Workload {
+        clients: 2,
+        ops_per_client: 30,
+        ..Workload::default()
+    };
+    let submit = |node: NodeId, req: RegisterRequest| cluster.submit(node, req).is_ok();
+    let outcome = workload.run(cluster.members(), &observer, &submit);
+    cluster.network().heal(old);
+    check_outcome(cluster.members(), &observer, &outcome);
+    cluster.shutdown();
+}

@@ -101,7 +101,8 @@ impl Observer {
     }
 
     /// Waits until `done` holds for the applied lists (by node), or `timeout` passes.
-    /// Returns whether it holds.
+    /// Returns whether it holds. `done` runs under the observer's lock: it must not call
+    /// the observer.
     pub fn wait_until(
         &self,
         timeout: Duration,
@@ -115,6 +116,16 @@ impl Observer {
     pub fn wait_leader(&self, timeout: Duration) -> Option<NodeId> {
         self.wait(timeout, |state| state.leader.is_some());
         self.leader()
+    }
+
+    /// Waits until the leader of the highest term announced so far is not `old` (or
+    /// `timeout` passes) and returns it.
+    pub fn wait_new_leader(&self, old: NodeId, timeout: Duration) -> Option<NodeId> {
+        self.wait(timeout, |state| {
+            state.leader.is_some_and(|(_, leader)| leader != old)
+        })
+        .then(|| self.leader())
+        .flatten()
     }
 
     fn wait(&self, timeout: Duration, mut done: impl FnMut(&ObserverState) -> bool) -> bool {
