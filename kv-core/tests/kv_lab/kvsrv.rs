@@ -7,7 +7,7 @@ use stepwise_sim::{SEC, sim_seeds};
 
 use crate::LAB_SEEDS;
 use crate::harness::{KvTester, Program, Service, Setup};
-use crate::programs::{AppendClient, OneClientPut, check_clnt_appends};
+use crate::programs::{AppendClient, FixedAppends, OneClientPut, check_clnt_appends};
 
 fn kvsrv(clients: usize, reliable: bool, sessions: bool, seed: u64) -> KvTester {
     KvTester::new(Setup {
@@ -147,30 +147,15 @@ fn unreliable_one_key2() {
         let mut t = kvsrv(nclient + 1, false, true, seed);
         let ck = t.clerk(0);
         t.op(ck, Op::put_any("k", "")).expect("Put");
-        // Five clients append concurrently, each one append at a time.
-        let clerks: Vec<usize> = (0..nclient).map(|c| t.clerk(c + 1)).collect();
-        let mut started = vec![0u64; nclient];
-        loop {
-            for (cli, &me) in clerks.iter().enumerate() {
-                if t.idle(me) && started[cli] < upto {
-                    let j = started[cli];
-                    t.start_op(me, Op::append_return("k", format!("x {cli} {j} y")));
-                    started[cli] += 1;
-                }
-            }
-            let all_done = |t: &KvTester| {
-                started.iter().all(|&s| s == upto) && clerks.iter().all(|&c| t.idle(c))
-            };
-            if all_done(&t) {
-                break;
-            }
-            let ready = |t: &KvTester| {
-                all_done(t) || (0..nclient).any(|c| t.idle(clerks[c]) && started[c] < upto)
-            };
-            if !t.run_until(ready, 120 * SEC) {
-                t.fail("appends did not finish");
-            }
-        }
+        let programs: Vec<(usize, Box<dyn Program>)> = (0..nclient)
+            .map(|cli| {
+                let p: Box<dyn Program> = Box::new(FixedAppends::new(cli as u64, "k", upto, true));
+                (t.clerk(cli + 1), p)
+            })
+            .collect();
+        let clerks: Vec<usize> = programs.iter().map(|(c, _)| *c).collect();
+        t.run_programs(programs);
+        t.stop_programs(&clerks, 120 * SEC);
         let (v, _) = t.get(ck, "k");
         for cli in 0..nclient {
             if let Err(e) = check_clnt_appends(cli as u64, &v, upto) {

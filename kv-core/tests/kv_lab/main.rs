@@ -9,9 +9,11 @@
 
 mod harness;
 mod kvraft;
+mod kvraft_legacy;
 mod kvsrv;
 mod lock;
 mod programs;
+mod rsm;
 
 /// Seeds each lab scenario runs by default (the lab runs each test once per invocation).
 pub const LAB_SEEDS: u64 = 1;

@@ -271,6 +271,54 @@ impl Program for AppendClient {
     }
 }
 
+/// Appends `"x <cli> <n> y"` to one key `upto` times, then stops (the lab's
+/// UnreliableOneKey clients).
+pub struct FixedAppends {
+    cli: u64,
+    key: String,
+    upto: u64,
+    n: u64,
+    return_old: bool,
+}
+
+impl FixedAppends {
+    pub fn new(cli: u64, key: &str, upto: u64, return_old: bool) -> Self {
+        FixedAppends {
+            cli,
+            key: key.to_owned(),
+            upto,
+            n: 0,
+            return_old,
+        }
+    }
+}
+
+impl Program for FixedAppends {
+    fn next(&mut self, event: Event<'_>, _stopping: bool, _rng: &mut Rand64) -> Next {
+        if let Event::Done(_, result) = event {
+            if result.is_err() {
+                return Next::Fail(format!("Append returned {result:?}"));
+            }
+            self.n += 1;
+        }
+        if self.n == self.upto {
+            return Next::Stop;
+        }
+        Next::Op(Op::Append {
+            key: Bytes::from(self.key.clone()),
+            value: Bytes::from(format!("x {} {} y", self.cli, self.n)),
+            return_old: self.return_old,
+        })
+    }
+
+    fn report(&self) -> Report {
+        Report {
+            ops: self.n,
+            ..Report::default()
+        }
+    }
+}
+
 /// The lab's checkClntAppends: every append of client `cli` (`count` of them) is in `v`
 /// exactly once and in order. Returns the problem, if any.
 pub fn check_clnt_appends(cli: u64, v: &str, count: u64) -> Result<(), String> {
