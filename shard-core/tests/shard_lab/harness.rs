@@ -932,7 +932,25 @@ impl Tester {
     pub fn check_get(&mut self, ck: NodeId, key: &str, want: &str) {
         let (got, _) = self.get(ck, key);
         if got != want {
-            self.fail(&format!("Get({key}) = {got:?}, expected {want:?}"));
+            let at = got
+                .bytes()
+                .zip(want.bytes())
+                .take_while(|(a, b)| a == b)
+                .count();
+            let show = |s: &str| {
+                s.get(at.saturating_sub(20)..)
+                    .unwrap_or("")
+                    .chars()
+                    .take(60)
+                    .collect::<String>()
+            };
+            self.fail(&format!(
+                "Get({key}): {} bytes, expected {}; they differ from byte {at}: got ...{:?}, expected ...{:?}",
+                got.len(),
+                want.len(),
+                show(&got),
+                show(want),
+            ));
         }
     }
 

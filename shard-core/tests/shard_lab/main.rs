@@ -12,6 +12,7 @@ mod harness;
 mod lab2025;
 mod legacy;
 mod programs;
+mod random;
 
 /// Seeds each lab scenario runs by default (the lab runs each test once per invocation).
 pub const LAB_SEEDS: u64 = 1;
