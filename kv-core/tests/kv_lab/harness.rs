@@ -71,7 +71,7 @@ pub enum Event<'a> {
     /// The program was just started.
     Start,
     /// The last operation finished.
-    Done(&'a Op, &'a KvResult),
+    Done(&'a KvResult),
     /// A sleep is over.
     Woke,
 }
@@ -167,7 +167,7 @@ impl ClientNode {
                         result: result.clone(),
                     })));
                     if self.program.is_some() {
-                        self.advance(now, Event::Done(&op, &result), out);
+                        self.advance(now, Event::Done(&result), out);
                     }
                 }
             }
@@ -195,7 +195,10 @@ impl ClientNode {
             }
             Next::Fail(why) => {
                 self.program = None;
-                out.push(Effect::Output(Out::Fail(format!("client {}: {why}", self.me))));
+                out.push(Effect::Output(Out::Fail(format!(
+                    "client {}: {why}",
+                    self.me
+                ))));
             }
         }
     }
@@ -387,6 +390,11 @@ pub fn raft_config(id: NodeId, n: usize, seed: u64) -> Config {
 
 impl KvTester {
     pub fn new(setup: Setup) -> KvTester {
+        Self::new_with(setup, |_| {})
+    }
+
+    /// Like `new`, with a change to every replica's Raft configuration.
+    pub fn new_with(setup: Setup, tweak: fn(&mut Config)) -> KvTester {
         let mut config = SimConfig::with_seed(setup.seed);
         config.net = if setup.reliable {
             NetConfig::reliable()
@@ -402,8 +410,9 @@ impl KvTester {
                     match service {
                         Service::Single => SimNode::Single(Box::new(Server::new())),
                         Service::Replicated { max_raft_state } => {
-                            let cfg = RsmConfig::new(raft_config(id, n, seed))
-                                .with_max_raft_state(max_raft_state);
+                            let mut raft = raft_config(id, n, seed);
+                            tweak(&mut raft);
+                            let cfg = RsmConfig::new(raft).with_max_raft_state(max_raft_state);
                             let replica =
                                 Replica::restore(cfg, durable.clone()).expect("restore replica");
                             SimNode::Replica(Box::new(ReplicaNode {
@@ -804,9 +813,14 @@ impl KvTester {
 
     /// Checks the history of versioned operations (2025 model) for linearizability.
     pub fn check_versioned(&self) {
+        self.check_versioned_where(|_| true);
+    }
+
+    /// [`KvTester::check_versioned`] over the operations `pick` selects (whole keys).
+    pub fn check_versioned_where(&self, pick: impl Fn(&Op) -> bool) {
         let mut h: History<VersionedInput<String, String>, VersionedOutput<String>> =
             History::new();
-        for r in &self.records {
+        for r in self.records.iter().filter(|r| pick(&r.op)) {
             let input = versioned_input(&r.op);
             let op = match versioned_output(&r.op, &r.result) {
                 Some(out) => Operation::complete(r.client as u64, input, r.call, out, r.ret),
@@ -814,16 +828,25 @@ impl KvTester {
             };
             h.push(op);
         }
-        for (ck, op, call) in self.in_flight() {
+        for (ck, op, call) in self.in_flight().into_iter().filter(|o| pick(&o.1)) {
             h.push(Operation::pending(ck as u64, versioned_input(&op), call));
         }
-        self.verdict(check(&VersionedKv::new(), &h, Some(Duration::from_secs(60))));
+        self.verdict(check(
+            &VersionedKv::new(),
+            &h,
+            Some(Duration::from_secs(60)),
+        ));
     }
 
     /// Checks the history of Get/Put/Append operations (2020-2024 model).
     pub fn check_legacy(&self) {
+        self.check_legacy_where(|_| true);
+    }
+
+    /// [`KvTester::check_legacy`] over the operations `pick` selects (whole keys).
+    pub fn check_legacy_where(&self, pick: impl Fn(&Op) -> bool) {
         let mut h: History<KvInput<String, String>, String> = History::new();
-        for r in &self.records {
+        for r in self.records.iter().filter(|r| pick(&r.op)) {
             let input = legacy_input(&r.op);
             let op = match legacy_output(&r.op, &r.result) {
                 Some(out) => Operation::complete(r.client as u64, input, r.call, out, r.ret),
@@ -831,10 +854,14 @@ impl KvTester {
             };
             h.push(op);
         }
-        for (ck, op, call) in self.in_flight() {
+        for (ck, op, call) in self.in_flight().into_iter().filter(|o| pick(&o.1)) {
             h.push(Operation::pending(ck as u64, legacy_input(&op), call));
         }
-        self.verdict(check(&LegacyModel::new(), &h, Some(Duration::from_secs(60))));
+        self.verdict(check(
+            &LegacyModel::new(),
+            &h,
+            Some(Duration::from_secs(60)),
+        ));
     }
 
     fn verdict(&self, result: CheckResult) {
@@ -848,9 +875,7 @@ impl KvTester {
         }
         match result {
             CheckResult::Ok => {}
-            CheckResult::Illegal(v) => {
-                self.fail(&format!("history is not linearizable: {v}"))
-            }
+            CheckResult::Illegal(v) => self.fail(&format!("history is not linearizable: {v}")),
             CheckResult::Unknown => self.fail(&format!(
                 "linearizability check timed out on {} operations",
                 self.records.len()

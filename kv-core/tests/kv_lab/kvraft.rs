@@ -107,7 +107,9 @@ pub fn generic_test(g: Generic, seed: u64) {
             };
             let reliable = g.reliable && !g.crash && !g.partitions;
             if reliable && ver != sum_ok {
-                t.fail(&format!("Wrong number of puts: server {ver} clnts {sum_ok}"));
+                t.fail(&format!(
+                    "Wrong number of puts: server {ver} clnts {sum_ok}"
+                ));
             }
             if ver > sum_ok + sum_maybe {
                 t.fail(&format!(
@@ -343,7 +345,6 @@ fn snapshot_rpc_4c() {
         let (ck, ck1, ck2, ck3) = (t.clerk(0), t.clerk(1), t.clerk(2), t.clerk(3));
         let ver = t.put_at_least_once(ck, "a", "A", 0);
         t.check_get(ck, "a", "A", ver);
-        let verb;
         // A bunch of Puts into the majority partition.
         t.partition(&[0, 1], &[2]);
         t.clerk_reaches(ck1, &[0, 1]);
@@ -352,7 +353,7 @@ fn snapshot_rpc_4c() {
             t.put_at_least_once(ck1, &k, &k, 0);
         }
         t.sleep(ELECTION_TIMEOUT);
-        verb = t.put_at_least_once(ck1, "b", "B", 0);
+        let verb = t.put_at_least_once(ck1, "b", "B", 0);
         // Check that the majority's Raft logs have shrunk.
         let sz = t.log_size();
         if sz > 8 * MAXRAFTSTATE {
@@ -375,11 +376,13 @@ fn snapshot_rpc_4c() {
         t.check_get(ck3, "e", "E", vere);
         t.check_get(ck3, "1", "1", 1);
         assert!(
-            (0..3).any(|i| t
-                .sim
-                .node(i)
-                .and_then(|n| n.replica())
-                .is_some_and(|r| r.rsm().stats().snapshots_installed > 0)),
+            (0..3).any(
+                |i| t.sim.node(i).and_then(|n| n.replica()).is_some_and(|r| r
+                    .rsm()
+                    .stats()
+                    .snapshots_installed
+                    > 0)
+            ),
             "no server installed a snapshot"
         );
         t.check_versioned();

@@ -61,7 +61,13 @@ const fn randomkeys(mut g: Legacy) -> Legacy {
 /// 5 s); heal; crash and restart all; then every client's appends must be in its key once
 /// and in order; Raft state <= 8x maxraftstate, or no snapshot at all with -1.
 fn generic_test(g: Legacy, seed: u64) {
-    let mut t = replicated(g.nservers, g.nclients + 1, !g.unreliable, g.maxraftstate, seed);
+    let mut t = replicated(
+        g.nservers,
+        g.nclients + 1,
+        !g.unreliable,
+        g.maxraftstate,
+        seed,
+    );
     let ck = t.clerk(0);
     for _ in 0..3 {
         let clerks: Vec<NodeId> = (1..=g.nclients).map(|k| t.clerk(k)).collect();
@@ -229,8 +235,7 @@ fn unreliable_one_key_4a_2024() {
         t.op(ck, Op::put_any("k", "")).expect("Put");
         let programs: Vec<(NodeId, Box<dyn Program>)> = (0..nclient)
             .map(|cli| {
-                let p: Box<dyn Program> =
-                    Box::new(FixedAppends::new(cli as u64, "k", upto, true));
+                let p: Box<dyn Program> = Box::new(FixedAppends::new(cli as u64, "k", upto, true));
                 (t.clerk(cli + 1), p)
             })
             .collect();

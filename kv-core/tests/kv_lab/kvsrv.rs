@@ -80,7 +80,9 @@ fn unreliable_net() {
                 let err = t.op(ck, Op::put("k", i.to_string(), tr));
                 if err != Err(KvError::Maybe) {
                     if i > 0 && err != Err(KvError::Version) {
-                        t.fail(&format!("Put shouldn't have happened more than once: {err:?}"));
+                        t.fail(&format!(
+                            "Put shouldn't have happened more than once: {err:?}"
+                        ));
                     }
                     break;
                 }

@@ -13,6 +13,7 @@ mod kvraft_legacy;
 mod kvsrv;
 mod lock;
 mod programs;
+mod random;
 mod rsm;
 
 /// Seeds each lab scenario runs by default (the lab runs each test once per invocation).

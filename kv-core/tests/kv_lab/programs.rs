@@ -21,8 +21,15 @@ fn read(result: &KvResult) -> Option<(String, u64)> {
 
 enum PutPhase {
     Top,
-    Putting { key: String, ver: u64 },
-    Getting { key: String, ver: u64, err: Option<KvError> },
+    Putting {
+        key: String,
+        ver: u64,
+    },
+    Getting {
+        key: String,
+        ver: u64,
+        err: Option<KvError>,
+    },
 }
 
 /// The lab's OneClientPut / OnePut (kvtest.go): Put `{me, ver}` at `ver`, Get, check that
@@ -76,7 +83,7 @@ impl Program for OneClientPut {
                 let ver = self.verm[&key];
                 self.put(key, ver)
             }
-            (PutPhase::Putting { key, ver }, Event::Done(_, result)) => {
+            (PutPhase::Putting { key, ver }, Event::Done(result)) => {
                 let err = match result {
                     Ok(_) => None,
                     Err(e @ (KvError::Version | KvError::Maybe)) => Some(*e),
@@ -89,7 +96,7 @@ impl Program for OneClientPut {
                 };
                 Next::Op(Op::get(key))
             }
-            (PutPhase::Getting { key, ver, err }, Event::Done(_, result)) => {
+            (PutPhase::Getting { key, ver, err }, Event::Done(result)) => {
                 let Some((value, ver0)) = read(result) else {
                     return Next::Fail(format!("OnePut: Get failed {result:?}"));
                 };
@@ -194,7 +201,7 @@ impl Program for AppendClient {
             }
             AppendPhase::Init | AppendPhase::Top | AppendPhase::Putting => {}
             AppendPhase::Appending { nv } => {
-                let Event::Done(_, result) = event else {
+                let Event::Done(result) = event else {
                     unreachable!("woken only between operations")
                 };
                 match result {
@@ -225,7 +232,7 @@ impl Program for AppendClient {
                 self.j += 1;
             }
             AppendPhase::Getting => {
-                let Event::Done(_, result) = event else {
+                let Event::Done(result) = event else {
                     unreachable!("woken only between operations")
                 };
                 let Some((v, _)) = read(result) else {
@@ -295,7 +302,7 @@ impl FixedAppends {
 
 impl Program for FixedAppends {
     fn next(&mut self, event: Event<'_>, _stopping: bool, _rng: &mut Rand64) -> Next {
-        if let Event::Done(_, result) = event {
+        if let Event::Done(result) = event {
             if result.is_err() {
                 return Next::Fail(format!("Append returned {result:?}"));
             }
@@ -326,13 +333,17 @@ pub fn check_clnt_appends(cli: u64, v: &str, count: u64) -> Result<(), String> {
     for j in 0..count {
         let wanted = format!("x {cli} {j} y");
         let Some(off) = v.find(&wanted) else {
-            return Err(format!("{cli} missing element {wanted:?} in Append result {v:?}"));
+            return Err(format!(
+                "{cli} missing element {wanted:?} in Append result {v:?}"
+            ));
         };
         if v.rfind(&wanted) != Some(off) {
             return Err(format!("duplicate element {wanted:?} in Append result"));
         }
         if lastoff.is_some_and(|l| off <= l) {
-            return Err(format!("wrong order for element {wanted:?} in Append result"));
+            return Err(format!(
+                "wrong order for element {wanted:?} in Append result"
+            ));
         }
         lastoff = Some(off);
     }
@@ -349,8 +360,12 @@ enum LockPhase {
     /// Someone else holds the lock: run this after the wait.
     AcquireWait(Op),
     Checking,
-    Setting { ver: u64 },
-    Sleeping { ver: u64 },
+    Setting {
+        ver: u64,
+    },
+    Sleeping {
+        ver: u64,
+    },
     Clearing,
     Releasing,
 }
@@ -410,7 +425,7 @@ impl Program for LockClient {
                 Next::Op(Op::put("l0", "", 0))
             }
             (LockPhase::InitPut, Event::Done(..)) => self.top(stopping),
-            (phase @ (LockPhase::Acquiring | LockPhase::Releasing), Event::Done(_, result)) => {
+            (phase @ (LockPhase::Acquiring | LockPhase::Releasing), Event::Done(result)) => {
                 self.phase = phase;
                 let step = self.lock.on_result(result);
                 self.lock_step(step, stopping)
@@ -419,19 +434,18 @@ impl Program for LockClient {
                 self.phase = LockPhase::Acquiring;
                 Next::Op(op)
             }
-            (LockPhase::Checking, Event::Done(_, result)) => match result {
+            (LockPhase::Checking, Event::Done(result)) => match result {
                 Ok(KvOutput::Value { value, version }) if value.is_empty() => {
                     let ver = *version;
                     self.phase = LockPhase::Setting { ver };
                     Next::Op(Op::put("l0", me.to_string(), ver))
                 }
-                Ok(KvOutput::Value { value, .. }) => Next::Fail(format!(
-                    "{me}: two clients acquired lock {:?}",
-                    text(value)
-                )),
+                Ok(KvOutput::Value { value, .. }) => {
+                    Next::Fail(format!("{me}: two clients acquired lock {:?}", text(value)))
+                }
                 other => Next::Fail(format!("{me}: Get(l0) returned {other:?}")),
             },
-            (LockPhase::Setting { ver }, Event::Done(_, result)) => match result {
+            (LockPhase::Setting { ver }, Event::Done(result)) => match result {
                 Ok(_) | Err(KvError::Maybe) => {
                     self.phase = LockPhase::Sleeping { ver };
                     Next::Sleep(1)
@@ -442,7 +456,7 @@ impl Program for LockClient {
                 self.phase = LockPhase::Clearing;
                 Next::Op(Op::put("l0", "", ver + 1))
             }
-            (LockPhase::Clearing, Event::Done(_, result)) => match result {
+            (LockPhase::Clearing, Event::Done(result)) => match result {
                 Ok(_) | Err(KvError::Maybe) => {
                     self.phase = LockPhase::Releasing;
                     Next::Op(self.lock.release())
@@ -452,7 +466,10 @@ impl Program for LockClient {
             (phase, _) => {
                 // Woken by the stop signal while an operation or a wait is pending:
                 // carry on with the cycle.
-                let waiting = matches!(phase, LockPhase::AcquireWait(_) | LockPhase::Sleeping { .. });
+                let waiting = matches!(
+                    phase,
+                    LockPhase::AcquireWait(_) | LockPhase::Sleeping { .. }
+                );
                 self.phase = phase;
                 if waiting {
                     Next::Sleep(1)
@@ -494,7 +511,7 @@ impl RandomVersioned {
 
 impl Program for RandomVersioned {
     fn next(&mut self, event: Event<'_>, stopping: bool, rng: &mut Rand64) -> Next {
-        if let (Event::Done(_, result), Some((k, is_put))) = (event, self.pending.take()) {
+        if let (Event::Done(result), Some((k, is_put))) = (event, self.pending.take()) {
             self.report.ops += 1;
             match result {
                 Ok(KvOutput::Value { version, .. }) => {
@@ -523,7 +540,11 @@ impl Program for RandomVersioned {
         } else {
             let ver = self.verm.get(&k).copied().unwrap_or(0);
             self.pending = Some((k, true));
-            Next::Op(Op::put(key, format!("{} {}", self.me, rng.rand_u64() % 1000), ver))
+            Next::Op(Op::put(
+                key,
+                format!("{} {}", self.me, rng.rand_u64() % 1000),
+                ver,
+            ))
         }
     }
 
@@ -562,7 +583,7 @@ impl Appender {
 
 impl Program for Appender {
     fn next(&mut self, event: Event<'_>, stopping: bool, rng: &mut Rand64) -> Next {
-        if let Event::Done(_, result) = event {
+        if let Event::Done(result) = event {
             self.report.ops += 1;
             if let Some(nv) = self.in_flight.take() {
                 match result {
