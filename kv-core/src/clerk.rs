@@ -218,18 +218,24 @@ impl Clerk {
             Input::Tick => self.tick(out),
             Input::Receive { from, reply } => self.receive(from, reply, out),
             Input::Start(op) => {
-                self.queue.push_back(op);
-                if self.current.is_none() {
-                    self.begin_next(out);
+                if self.current.is_none() && self.queue.is_empty() {
+                    // The common case; leaves the queue unallocated (a clerk's memory
+                    // counts in the lab's per-client bounds).
+                    self.begin(op, out);
+                } else {
+                    self.queue.push_back(op);
                 }
             }
         }
     }
 
     fn begin_next(&mut self, out: &mut Vec<Action>) {
-        let Some(op) = self.queue.pop_front() else {
-            return;
-        };
+        if let Some(op) = self.queue.pop_front() {
+            self.begin(op, out);
+        }
+    }
+
+    fn begin(&mut self, op: Op, out: &mut Vec<Action>) {
         let id = self.next_id;
         self.next_id += 1;
         let session = (self.cfg.sessions && !op.is_read()).then(|| {
