@@ -1,2 +1,3 @@
 //! Example binaries live in `src/bin/`.
+pub mod kvserver;
 pub mod mr;

@@ -1,0 +1,109 @@
+//! `kv-server`: one member of a replicated, linearizable key/value cluster that speaks
+//! the Redis protocol (RESP2). See `kv-server --help` and the `stepwise_examples::kvserver`
+//! module docs for the commands and their semantics.
+//!
+//! ```text
+//! kv-server --id 1 --peers 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003 \
+//!     --client 127.0.0.1:6381 --data ./data/1 \
+//!     --client-peers 1=127.0.0.1:6381,2=127.0.0.1:6382,3=127.0.0.1:6383
+//! redis-cli -p 6381 set k v
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use stepwise_examples::kvserver::{NodeOptions, parse_members, start_node};
+
+/// One Raft node of a linearizable key/value service that speaks RESP (the Redis
+/// protocol): redis-cli, redis-benchmark and Redis client libraries work against it.
+///
+/// Commands: GET, SET, APPEND, DEL, EXISTS, INCR, MGET, PING, ECHO, QUIT, SELECT 0,
+/// stubs of COMMAND, INFO, CLIENT and CONFIG, and two custom commands on versioned
+/// keys: `VGET key` -> [value or nil, version] and `VPUT key value version` (writes only
+/// if the key is at `version`; returns the new version or `-VERSION version mismatch`).
+/// An empty value reads as a missing key (DEL writes the empty value).
+///
+/// Any node accepts any command: a follower forwards to the leader (needs
+/// --client-peers). A command that cannot reach a quorum fails after --timeout-ms with
+/// `-CLUSTERDOWN ...` (it may or may not have taken effect).
+#[derive(Parser, Debug)]
+#[command(name = "kv-server", version)]
+struct Args {
+    /// This node's id (a member of --peers).
+    #[arg(long)]
+    id: u64,
+    /// Every member with its node-to-node address, this node included:
+    /// `1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003`.
+    #[arg(long, value_parser = parse_members)]
+    peers: BTreeMap<u64, SocketAddr>,
+    /// Where Redis clients connect, e.g. `127.0.0.1:6381`.
+    #[arg(long)]
+    client: SocketAddr,
+    /// The node's durable directory: empty or missing means a new member, otherwise the
+    /// node restores from it.
+    #[arg(long)]
+    data: PathBuf,
+    /// Every member's client address (same ids as --peers), so a follower can forward
+    /// commands to the leader. Without it, a follower answers `-CLUSTERDOWN` for
+    /// commands it cannot run itself.
+    #[arg(long, value_parser = parse_members)]
+    client_peers: Option<BTreeMap<u64, SocketAddr>>,
+    /// A command not answered within this many milliseconds fails with an error.
+    #[arg(long, default_value_t = 3000)]
+    timeout_ms: u64,
+    /// Longest key in bytes.
+    #[arg(long, default_value_t = 64 << 10)]
+    max_key: usize,
+    /// Longest value (any bulk argument) in bytes; longer closes the connection.
+    #[arg(long, default_value_t = 1 << 20)]
+    max_value: usize,
+    /// Most client connections at once.
+    #[arg(long, default_value_t = 1024)]
+    max_connections: usize,
+    /// Take a snapshot when the Raft state passes this many bytes.
+    #[arg(long, default_value_t = 8 << 20)]
+    max_raft_state: usize,
+    /// Do not fsync the log (tests and benchmarks only: a power loss may lose writes;
+    /// a killed process does not).
+    #[arg(long)]
+    no_sync: bool,
+}
+
+impl Args {
+    fn into_options(self) -> NodeOptions {
+        let mut opts = NodeOptions::new(self.id, self.peers, self.client, self.data);
+        opts.client_peers = self.client_peers.unwrap_or_default();
+        opts.timeout = Duration::from_millis(self.timeout_ms);
+        opts.max_key = self.max_key;
+        opts.max_value = self.max_value;
+        opts.max_connections = self.max_connections;
+        opts.max_raft_state = self.max_raft_state;
+        opts.sync = !self.no_sync;
+        opts
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let opts = Args::parse().into_options();
+    let node = start_node(opts).await?;
+    println!(
+        "kv-server node {} ready: redis-cli -p {}",
+        node.id(),
+        node.client_addr().port()
+    );
+    match tokio::signal::ctrl_c().await {
+        Ok(()) => tracing::info!("Ctrl-C: shutting down"),
+        Err(e) => tracing::error!(error = %e, "cannot listen for Ctrl-C; shutting down"),
+    }
+    node.shutdown().await
+}

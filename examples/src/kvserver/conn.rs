@@ -1,0 +1,310 @@
+//! One client connection: decode RESP requests, execute them in order, reply.
+
+use bytes::{Bytes, BytesMut};
+use stepwise_kv::{KvError, KvOutput, KvResult, Op, Session};
+use stepwise_resp::{Decoder, Limits, Reply, Request, parse_integer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::forward;
+use super::node::{Forwarder, Outcome, Shared};
+
+/// The error a command gets when it cannot be answered in time.
+pub const UNAVAILABLE: &str =
+    "CLUSTERDOWN no quorum reachable in time; the command may or may not have taken effect";
+
+/// Per-connection state.
+struct Conn<'a> {
+    shared: &'a Shared,
+    client: u64,
+    seq: u64,
+    fwd: Option<Forwarder>,
+}
+
+/// Serves one client until it hangs up, sends `QUIT`, or breaks the protocol.
+pub async fn serve(shared: &Shared, mut stream: TcpStream) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut decoder = Decoder::new(Limits {
+        max_bulk_len: shared.opts.max_value.max(shared.opts.max_key),
+        max_array_len: 1 << 20,
+        ..Limits::default()
+    });
+    let mut conn = Conn {
+        shared,
+        client: shared.new_client(),
+        seq: 0,
+        fwd: None,
+    };
+    let mut input = BytesMut::with_capacity(16 << 10);
+    let mut output = BytesMut::with_capacity(16 << 10);
+    loop {
+        if stream.read_buf(&mut input).await? == 0 {
+            return Ok(());
+        }
+        // Everything pipelined so far is executed in order, answered in one write.
+        loop {
+            match decoder.decode(&mut input) {
+                Ok(Some(request)) => {
+                    let quit = request.is("QUIT");
+                    conn.command(&request).await.encode(&mut output);
+                    if quit {
+                        stream.write_all(&output).await?;
+                        return Ok(());
+                    }
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    error.to_reply().encode(&mut output);
+                    stream.write_all(&output).await?;
+                    return Ok(());
+                }
+            }
+        }
+        if !output.is_empty() {
+            stream.write_all(&output).await?;
+            output.clear();
+        }
+    }
+}
+
+fn unavailable() -> Reply {
+    Reply::error(UNAVAILABLE)
+}
+
+/// A present value: stored and non-empty (an empty value is how DEL deletes).
+fn present(result: &KvResult) -> Option<(Bytes, u64)> {
+    match result {
+        Ok(KvOutput::Value { value, version }) if !value.is_empty() => {
+            Some((value.clone(), *version))
+        }
+        _ => None,
+    }
+}
+
+/// The version a read saw (0 for a missing key).
+fn version_of(result: &KvResult) -> u64 {
+    match result {
+        Ok(KvOutput::Value { version, .. }) => *version,
+        _ => 0,
+    }
+}
+
+impl Conn<'_> {
+    async fn run(&mut self, op: Op) -> Outcome {
+        let session = if op.is_read() {
+            None
+        } else {
+            self.seq += 1;
+            Some(Session {
+                client: self.client,
+                seq: self.seq,
+            })
+        };
+        self.shared.execute(op, session, &mut self.fwd).await
+    }
+
+    async fn read(&mut self, key: &Bytes) -> Result<KvResult, Reply> {
+        self.run(Op::get(key.clone()))
+            .await
+            .map_err(|_| unavailable())
+    }
+
+    fn check_key(&self, key: &[u8]) -> Result<(), Reply> {
+        if key.len() > self.shared.opts.max_key {
+            Err(Reply::error("ERR key too long"))
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn command(&mut self, request: &Request) -> Reply {
+        self.dispatch(request).await.unwrap_or_else(|e| e)
+    }
+
+    async fn dispatch(&mut self, request: &Request) -> Result<Reply, Reply> {
+        let arity = |n| request.check_arity(n);
+        let args = &request.args;
+        match &*request.name_upper() {
+            b"PING" => match request.params() {
+                [] => Ok(Reply::pong()),
+                [message] => Ok(Reply::Bulk(message.clone())),
+                _ => Err(Reply::wrong_arity(b"ping")),
+            },
+            b"ECHO" => arity(2).map(|()| Reply::Bulk(args[1].clone())),
+            b"QUIT" => Ok(Reply::ok()),
+            b"SELECT" => {
+                arity(2)?;
+                match parse_integer(&args[1])? {
+                    0 => Ok(Reply::ok()),
+                    _ => Err(Reply::error("ERR DB index is out of range")),
+                }
+            }
+            b"COMMAND" => Ok(match args.get(1).map(|a| a.to_ascii_uppercase()) {
+                Some(sub) if sub == b"COUNT" => Reply::integer(0),
+                _ => Reply::Array(Vec::new()),
+            }),
+            b"CONFIG" => Ok(Reply::Array(Vec::new())),
+            b"CLIENT" => {
+                arity(-2)?;
+                match &*args[1].to_ascii_uppercase() {
+                    b"ID" => Ok(Reply::integer((self.client >> 1) as i64)),
+                    b"GETNAME" => Ok(Reply::null_bulk()),
+                    _ => Ok(Reply::ok()),
+                }
+            }
+            b"INFO" => Ok(Reply::bulk(format!(
+                "# Server\r\nredis_version:7.0.0\r\nredis_mode:standalone\r\n\
+                 stepwise_node_id:{}\r\nstepwise_client_addr:{}\r\n\
+                 # Keyspace\r\n",
+                self.shared.opts.id, self.shared.opts.client
+            ))),
+            b"GET" => {
+                arity(2)?;
+                let r = self.read(&args[1]).await?;
+                Ok(Reply::bulk_or_null(present(&r).map(|(v, _)| v)))
+            }
+            b"MGET" => {
+                arity(-2)?;
+                let mut out = Vec::with_capacity(args.len() - 1);
+                for key in &args[1..] {
+                    let r = self.read(key).await?;
+                    out.push(Reply::bulk_or_null(present(&r).map(|(v, _)| v)));
+                }
+                Ok(Reply::Array(out))
+            }
+            b"EXISTS" => {
+                arity(-2)?;
+                let mut n = 0;
+                for key in &args[1..] {
+                    n += i64::from(present(&self.read(key).await?).is_some());
+                }
+                Ok(Reply::integer(n))
+            }
+            b"SET" => {
+                arity(-3)?;
+                if args.len() > 3 {
+                    return Err(Reply::syntax_error());
+                }
+                self.check_key(&args[1])?;
+                match self
+                    .run(Op::put_any(args[1].clone(), args[2].clone()))
+                    .await
+                {
+                    Ok(Ok(_)) => Ok(Reply::ok()),
+                    Ok(Err(e)) => Err(kv_error(e)),
+                    Err(_) => Err(unavailable()),
+                }
+            }
+            b"APPEND" => {
+                arity(3)?;
+                self.check_key(&args[1])?;
+                let op = Op::append_return(args[1].clone(), args[2].clone());
+                match self.run(op).await {
+                    Ok(Ok(KvOutput::Appended { old, .. })) => {
+                        Ok(Reply::integer((old.len() + args[2].len()) as i64))
+                    }
+                    Ok(Ok(other)) => Err(Reply::error(format!("ERR unexpected {other:?}"))),
+                    Ok(Err(e)) => Err(kv_error(e)),
+                    Err(_) => Err(unavailable()),
+                }
+            }
+            b"DEL" => {
+                arity(-2)?;
+                let mut n = 0;
+                for key in &args[1..] {
+                    n += self.delete(key).await?;
+                }
+                Ok(Reply::integer(n))
+            }
+            b"INCR" => {
+                arity(2)?;
+                self.check_key(&args[1])?;
+                self.incr(&args[1]).await.map(Reply::integer)
+            }
+            b"VGET" => {
+                arity(2)?;
+                let r = self.read(&args[1]).await?;
+                let value = present(&r).map(|(v, _)| v);
+                Ok(Reply::Array(vec![
+                    Reply::bulk_or_null(value),
+                    Reply::integer(version_of(&r) as i64),
+                ]))
+            }
+            b"VPUT" => {
+                arity(4)?;
+                self.check_key(&args[1])?;
+                let version = parse_integer(&args[3])?;
+                let version = u64::try_from(version).map_err(|_| Reply::not_an_integer())?;
+                let op = Op::put(args[1].clone(), args[2].clone(), version);
+                match self.run(op).await {
+                    Ok(Ok(KvOutput::Written { version })) => Ok(Reply::integer(version as i64)),
+                    Ok(Ok(other)) => Err(Reply::error(format!("ERR unexpected {other:?}"))),
+                    Ok(Err(e)) => Err(kv_error(e)),
+                    Err(_) => Err(unavailable()),
+                }
+            }
+            name if name == forward::COMMAND => {
+                // A follower forwarded one operation: run it here, once, and answer the
+                // raw result (no further forwarding).
+                let Some((op, session)) = forward::decode_op(request) else {
+                    return Err(Reply::syntax_error());
+                };
+                let deadline = tokio::time::Instant::now() + self.shared.opts.timeout;
+                Ok(match self.shared.local(op, session, deadline).await {
+                    Ok(result) => forward::encode_result(&result),
+                    Err(_) => forward::encode_result(&Err(KvError::Timeout)),
+                })
+            }
+            _ => Err(request.unknown_command()),
+        }
+    }
+
+    /// DEL of one key: read it, and if present overwrite it with the empty value at the
+    /// version read (a compare-and-set; retried if a write intervened).
+    async fn delete(&mut self, key: &Bytes) -> Result<i64, Reply> {
+        loop {
+            let r = self.read(key).await?;
+            let Some((_, version)) = present(&r) else {
+                return Ok(0);
+            };
+            match self.run(Op::put(key.clone(), Bytes::new(), version)).await {
+                Ok(Ok(_)) => return Ok(1),
+                Ok(Err(KvError::Version | KvError::NoKey)) => continue,
+                Ok(Err(e)) => return Err(kv_error(e)),
+                Err(_) => return Err(unavailable()),
+            }
+        }
+    }
+
+    /// INCR: read, add one, write back at the version read (a compare-and-set; retried
+    /// if a write intervened).
+    async fn incr(&mut self, key: &Bytes) -> Result<i64, Reply> {
+        loop {
+            let r = self.read(key).await?;
+            let version = version_of(&r);
+            let old = match present(&r) {
+                Some((v, _)) => parse_integer(&v)?,
+                None => 0,
+            };
+            let new = old
+                .checked_add(1)
+                .ok_or_else(|| Reply::error("ERR increment or decrement would overflow"))?;
+            let op = Op::put(key.clone(), Bytes::from(new.to_string()), version);
+            match self.run(op).await {
+                Ok(Ok(_)) => return Ok(new),
+                Ok(Err(KvError::Version | KvError::NoKey)) => continue,
+                Ok(Err(e)) => return Err(kv_error(e)),
+                Err(_) => return Err(unavailable()),
+            }
+        }
+    }
+}
+
+fn kv_error(e: KvError) -> Reply {
+    match e {
+        KvError::Version => Reply::error("VERSION version mismatch"),
+        KvError::NoKey => Reply::error("NOKEY no such key"),
+        KvError::WrongLeader { .. } | KvError::Timeout | KvError::Maybe => unavailable(),
+        other => Reply::error(format!("ERR {other:?}")),
+    }
+}

@@ -1,0 +1,234 @@
+//! The node-to-node forwarding protocol: a follower sends one KV operation to the leader
+//! as an internal RESP command on the leader's client port and gets the raw result back.
+//!
+//! Request: `STEPWISE.OP <client> <seq> GET <key>` | `PUT <key> <value>` |
+//! `VPUT <key> <value> <version>` | `APPEND <key> <value>`, with `client` and `seq` the
+//! write's [`Session`] (both `0` for none). The leader executes it on its own replica
+//! once, without forwarding further. Reply: `*3 VALUE <value> <version>`,
+//! `*2 WRITTEN <version>`, `*3 APPENDED <old> <version>`, or an error
+//! `-KV NOKEY|VERSION|STALE|WRONGLEADER <id or 0>|TIMEOUT`.
+
+use bytes::{Bytes, BytesMut};
+use stepwise_kv::{KvError, KvOutput, KvResult, Op, Session};
+use stepwise_resp::{Reply, Request, encode_request};
+
+/// The internal command's name.
+pub const COMMAND: &[u8] = b"STEPWISE.OP";
+
+/// Appends the forwarding request for `op` to `out`.
+pub fn encode_op(op: &Op, session: Option<Session>, out: &mut BytesMut) {
+    let (client, seq) = session.map_or((0, 0), |s| (s.client, s.seq));
+    let client = Bytes::from(client.to_string());
+    let seq = Bytes::from(seq.to_string());
+    let cmd = Bytes::from_static(COMMAND);
+    match op {
+        Op::Get { key } => encode_request(
+            &[cmd, client, seq, Bytes::from_static(b"GET"), key.clone()],
+            out,
+        ),
+        Op::Put {
+            key,
+            value,
+            version: None,
+        } => encode_request(
+            &[
+                cmd,
+                client,
+                seq,
+                Bytes::from_static(b"PUT"),
+                key.clone(),
+                value.clone(),
+            ],
+            out,
+        ),
+        Op::Put {
+            key,
+            value,
+            version: Some(v),
+        } => encode_request(
+            &[
+                cmd,
+                client,
+                seq,
+                Bytes::from_static(b"VPUT"),
+                key.clone(),
+                value.clone(),
+                Bytes::from(v.to_string()),
+            ],
+            out,
+        ),
+        Op::Append {
+            key,
+            value,
+            return_old,
+        } => encode_request(
+            &[
+                cmd,
+                client,
+                seq,
+                Bytes::from_static(if *return_old { b"APPENDR" } else { b"APPEND" }),
+                key.clone(),
+                value.clone(),
+            ],
+            out,
+        ),
+    }
+}
+
+fn num(b: &Bytes) -> Option<u64> {
+    std::str::from_utf8(b).ok()?.parse().ok()
+}
+
+/// Parses a forwarding request (all arguments, the command name included).
+pub fn decode_op(request: &Request) -> Option<(Op, Option<Session>)> {
+    let a = &request.args;
+    if a.len() < 5 {
+        return None;
+    }
+    let (client, seq) = (num(&a[1])?, num(&a[2])?);
+    let session = (client != 0 || seq != 0).then_some(Session { client, seq });
+    let key = a[4].clone();
+    let op = match (&a[3][..], a.len()) {
+        (b"GET", 5) => Op::Get { key },
+        (b"PUT", 6) => Op::put_any(key, a[5].clone()),
+        (b"VPUT", 7) => Op::put(key, a[5].clone(), num(&a[6])?),
+        (b"APPEND", 6) => Op::append(key, a[5].clone()),
+        (b"APPENDR", 6) => Op::append_return(key, a[5].clone()),
+        _ => return None,
+    };
+    Some((op, session))
+}
+
+/// Encodes a result as the forwarding reply.
+pub fn encode_result(result: &KvResult) -> Reply {
+    let int = |v: u64| Reply::Bulk(Bytes::from(v.to_string()));
+    match result {
+        Ok(KvOutput::Value { value, version }) => Reply::Array(vec![
+            Reply::bulk("VALUE"),
+            Reply::Bulk(value.clone()),
+            int(*version),
+        ]),
+        Ok(KvOutput::Written { version }) => {
+            Reply::Array(vec![Reply::bulk("WRITTEN"), int(*version)])
+        }
+        Ok(KvOutput::Appended { old, version }) => Reply::Array(vec![
+            Reply::bulk("APPENDED"),
+            Reply::Bulk(old.clone()),
+            int(*version),
+        ]),
+        Err(e) => Reply::error(match e {
+            KvError::NoKey => "KV NOKEY".to_string(),
+            KvError::Version => "KV VERSION".to_string(),
+            KvError::Stale => "KV STALE".to_string(),
+            KvError::WrongLeader { leader } => format!("KV WRONGLEADER {}", leader.unwrap_or(0)),
+            // Maybe, WrongGroup and Timeout never come from a replica; pass them as a
+            // timeout, which the forwarder treats as "unknown outcome".
+            _ => "KV TIMEOUT".to_string(),
+        }),
+    }
+}
+
+/// Decodes a forwarding reply. `None` for anything else (a protocol violation).
+pub fn decode_result(reply: &Reply) -> Option<KvResult> {
+    match reply {
+        Reply::Array(items) => {
+            let bulk = |i: usize| match items.get(i) {
+                Some(Reply::Bulk(b)) => Some(b.clone()),
+                _ => None,
+            };
+            let kind = bulk(0)?;
+            match (&kind[..], items.len()) {
+                (b"VALUE", 3) => Some(Ok(KvOutput::Value {
+                    value: bulk(1)?,
+                    version: num(&bulk(2)?)?,
+                })),
+                (b"WRITTEN", 2) => Some(Ok(KvOutput::Written {
+                    version: num(&bulk(1)?)?,
+                })),
+                (b"APPENDED", 3) => Some(Ok(KvOutput::Appended {
+                    old: bulk(1)?,
+                    version: num(&bulk(2)?)?,
+                })),
+                _ => None,
+            }
+        }
+        Reply::Error(text) => {
+            let text = std::str::from_utf8(text).ok()?;
+            let mut words = text.split(' ');
+            if words.next()? != "KV" {
+                return None;
+            }
+            Some(Err(match words.next()? {
+                "NOKEY" => KvError::NoKey,
+                "VERSION" => KvError::Version,
+                "STALE" => KvError::Stale,
+                "WRONGLEADER" => {
+                    let id: u64 = words.next()?.parse().ok()?;
+                    KvError::WrongLeader {
+                        leader: (id != 0).then_some(id),
+                    }
+                }
+                "TIMEOUT" => KvError::Timeout,
+                _ => return None,
+            }))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stepwise_resp::{Decoder, ReplyDecoder};
+
+    #[test]
+    fn ops_and_results_round_trip() {
+        let s = Some(Session { client: 5, seq: 9 });
+        let ops = [
+            (Op::get("k"), None),
+            (Op::put_any("k", "v"), s),
+            (Op::put("k", "", 3), s),
+            (Op::append("k", "x y"), s),
+            (Op::append_return("k", "z"), s),
+        ];
+        for (op, session) in ops {
+            let mut buf = BytesMut::new();
+            encode_op(&op, session, &mut buf);
+            let request = Decoder::default().decode(&mut buf).unwrap().unwrap();
+            assert_eq!(decode_op(&request), Some((op, session)));
+        }
+        let results = [
+            Ok(KvOutput::Value {
+                value: "a".into(),
+                version: 4,
+            }),
+            Ok(KvOutput::Written { version: 1 }),
+            Ok(KvOutput::Appended {
+                old: "".into(),
+                version: 2,
+            }),
+            Err(KvError::NoKey),
+            Err(KvError::Version),
+            Err(KvError::WrongLeader { leader: Some(3) }),
+            Err(KvError::WrongLeader { leader: None }),
+        ];
+        for result in results {
+            let mut buf = BytesMut::new();
+            encode_result(&result).encode(&mut buf);
+            let reply = ReplyDecoder::default().decode(&mut buf).unwrap().unwrap();
+            assert_eq!(decode_result(&reply), Some(result));
+        }
+    }
+
+    #[test]
+    fn malformed_forwarding_requests_are_refused() {
+        for args in [
+            vec!["STEPWISE.OP", "x", "1", "GET", "k"],
+            vec!["STEPWISE.OP", "1", "1", "PUT", "k"],
+            vec!["STEPWISE.OP", "1", "1", "NOPE", "k"],
+        ] {
+            assert_eq!(decode_op(&Request::new(args)), None);
+        }
+        assert_eq!(decode_result(&Reply::error("ERR nope")), None);
+    }
+}

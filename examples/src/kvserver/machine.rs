@@ -1,0 +1,139 @@
+//! [`KvMachine`]: the replicated KV [`Replica`] as a [`Machine`] a runtime can host, and
+//! the [`Router`] that hands each reply to the task waiting for it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use stepwise_host::{HostAction, HostInput, Machine};
+use stepwise_kv::replica::{Action, Input, Replica};
+use stepwise_kv::{KvResult, Reply, Request};
+use tokio::sync::oneshot;
+
+/// A [`Replica`] hosted by a runtime. Requests are `(tag, request)`: the reply event
+/// carries the tag back.
+#[derive(Debug)]
+pub struct KvMachine {
+    replica: Replica,
+    buf: Vec<Action>,
+}
+
+impl KvMachine {
+    /// Wraps a replica.
+    pub fn new(replica: Replica) -> Self {
+        KvMachine {
+            replica,
+            buf: Vec::new(),
+        }
+    }
+
+    /// The replica inside.
+    pub fn replica(&self) -> &Replica {
+        &self.replica
+    }
+}
+
+/// What the [`KvMachine`] hands its clients.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KvEvent {
+    /// The answer to the request submitted with tag `to`.
+    Reply {
+        /// The tag given with the request.
+        to: u64,
+        /// The answer.
+        reply: Reply,
+    },
+    /// The replica stopped for good (a broken invariant); restart the process.
+    Halted(String),
+}
+
+impl Machine for KvMachine {
+    type Request = (u64, Request);
+    type Event = KvEvent;
+
+    fn step(&mut self, input: HostInput<(u64, Request)>, out: &mut Vec<HostAction<KvEvent>>) {
+        let input = match input {
+            HostInput::Tick => Input::Tick,
+            HostInput::Receive { from, msg } => Input::Receive { from, msg },
+            HostInput::Request((from, request)) => Input::Request { from, request },
+        };
+        self.replica.step_into(input, &mut self.buf);
+        out.extend(self.buf.drain(..).map(|action| match action {
+            Action::Persist(a) => HostAction::Persist(a),
+            Action::Send { to, msg } => HostAction::Send { to, msg },
+            Action::Reply { to, reply } => HostAction::Event(KvEvent::Reply { to, reply }),
+            Action::Halted(reason) => HostAction::Event(KvEvent::Halted(reason)),
+        }));
+    }
+}
+
+/// Hands replies to the tasks waiting for them, by tag. Cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub struct Router {
+    waiting: Arc<Mutex<HashMap<u64, oneshot::Sender<KvResult>>>>,
+}
+
+impl Router {
+    /// Registers `tag`; the receiver gets its result.
+    pub fn register(&self, tag: u64) -> oneshot::Receiver<KvResult> {
+        let (tx, rx) = oneshot::channel();
+        self.lock().insert(tag, tx);
+        rx
+    }
+
+    /// Forgets `tag` (its waiter gave up).
+    pub fn forget(&self, tag: u64) {
+        self.lock().remove(&tag);
+    }
+
+    /// Delivers a reply to its waiter, if it still waits. Never blocks for long: the
+    /// node's task calls this.
+    pub fn deliver(&self, tag: u64, result: KvResult) {
+        if let Some(tx) = self.lock().remove(&tag) {
+            let _ = tx.send(result);
+        }
+    }
+
+    /// How many requests wait for a reply.
+    pub fn waiting(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<KvResult>>> {
+        self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stepwise_kv::{KvOutput, Op, RsmConfig};
+    use stepwise_raft::Config;
+
+    #[test]
+    fn a_one_member_machine_answers_with_the_tag() {
+        let replica = Replica::new(RsmConfig::new(Config::new(1, [1]).with_seed(1))).unwrap();
+        let mut m = KvMachine::new(replica);
+        let mut out = Vec::new();
+        for _ in 0..1000 {
+            if m.replica().is_leader() {
+                break;
+            }
+            m.step(HostInput::Tick, &mut out);
+        }
+        assert!(m.replica().is_leader());
+        out.clear();
+        let request = Request {
+            id: 9,
+            session: None,
+            op: Op::put_any("k", "v"),
+        };
+        m.step(HostInput::Request((77, request)), &mut out);
+        let reply = out.iter().find_map(|a| match a {
+            HostAction::Event(KvEvent::Reply { to, reply }) => Some((*to, reply.clone())),
+            _ => None,
+        });
+        let (to, reply) = reply.expect("a one-member cluster commits at once");
+        assert_eq!(to, 77);
+        assert_eq!(reply.result, Ok(KvOutput::Written { version: 1 }));
+    }
+}

@@ -1,0 +1,100 @@
+//! # kv-server: the replicated KV service as a Redis-compatible server
+//!
+//! One Raft node per process (binary `kv-server`), or several in one process
+//! (`kv-cluster`). Clients speak RESP2, so `redis-cli`, `redis-benchmark` and Redis
+//! client libraries work unchanged.
+//!
+//! ## Commands
+//!
+//! | Command | Meaning |
+//! |---|---|
+//! | `GET k`, `MGET k...` | read (linearizable, through Raft's ReadIndex) |
+//! | `SET k v` | unconditional put (no options: `EX`, `NX`, ... are a syntax error) |
+//! | `APPEND k v` | append, returns the new length |
+//! | `DEL k...`, `EXISTS k...` | delete / count present keys |
+//! | `INCR k` | add one to an integer value |
+//! | `VGET k` | custom: `[value or nil, version]`; the version counts the key's writes (0: never written) |
+//! | `VPUT k v version` | custom: put only if the key is at `version`; returns the new version, or `-VERSION version mismatch` / `-NOKEY no such key` |
+//! | `PING`, `ECHO`, `QUIT`, `SELECT 0` | as in Redis |
+//! | `COMMAND`, `INFO`, `CLIENT`, `CONFIG` | stubs, enough for redis-cli and redis-benchmark |
+//!
+//! Unknown commands, wrong arity and non-integer values get Redis's error texts;
+//! malformed protocol gets Redis's protocol error and closes that connection only.
+//!
+//! ## Semantics and limits
+//!
+//! * Every command on one key is linearizable. Commands on several keys (`MGET`,
+//!   `DEL`, `EXISTS` with several keys) run key by key, each step linearizable, not as
+//!   one atomic step.
+//! * `DEL` and `INCR` are compare-and-set loops over the versioned put (the store has no
+//!   delete or increment operation). A deleted key holds the empty value, so **an empty
+//!   value reads as a missing key** (`SET k ""` then `GET k` gives nil): a deliberate
+//!   difference from Redis.
+//! * Writes carry a session (a client id per connection and a sequence number), so a
+//!   write retried after a leader change applies at most once.
+//! * **Forwarding**: any node accepts any command. A follower that gets "wrong leader"
+//!   from its replica forwards that one operation to the leader's *client* port as the
+//!   internal command `STEPWISE.OP` (see [`forward`]), over one connection per client
+//!   connection, and relays the result. The leader executes forwarded operations
+//!   locally only (no second hop); the follower retries until the deadline. A node
+//!   needs every member's client address for this (`--client-peers`).
+//! * **No quorum**: a command not answered within `--timeout-ms` (default 3000) fails
+//!   with `-CLUSTERDOWN ...`; it may or may not have taken effect.
+//! * **Limits**: `--max-key`, `--max-value` (longer bulk strings are a protocol error
+//!   and close the connection, as Redis does with `proto-max-bulk-len`),
+//!   `--max-connections` (beyond it, `-ERR max number of clients reached` and close).
+//! * **Pipelining**: every request already received on a connection is executed in
+//!   order and answered in one write. Requests of all connections that reach the node
+//!   together are stepped as one batch with one log sync (group commit); each write is
+//!   its own log entry.
+pub mod conn;
+pub mod forward;
+pub mod machine;
+pub mod node;
+
+pub use machine::{KvEvent, KvMachine, Router};
+pub use node::{NodeOptions, RunningNode, start_node};
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+/// Parses `1=127.0.0.1:7001,2=127.0.0.1:7002`.
+pub fn parse_members(s: &str) -> Result<BTreeMap<u64, SocketAddr>, String> {
+    let mut out = BTreeMap::new();
+    for item in s.split(',').filter(|i| !i.trim().is_empty()) {
+        let (id, addr) = item
+            .split_once('=')
+            .ok_or_else(|| format!("`{item}`: expected ID=HOST:PORT"))?;
+        let id: u64 = id
+            .trim()
+            .parse()
+            .map_err(|e| format!("`{item}`: bad id: {e}"))?;
+        let addr: SocketAddr = addr
+            .trim()
+            .parse()
+            .map_err(|e| format!("`{item}`: bad address: {e}"))?;
+        if out.insert(id, addr).is_some() {
+            return Err(format!("node {id} listed twice"));
+        }
+    }
+    if out.is_empty() {
+        return Err("no members".into());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_parse_and_reject_garbage() {
+        let m = parse_members("1=127.0.0.1:7001,2=127.0.0.1:7002").unwrap();
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[&2].port(), 7002);
+        assert!(parse_members("1=127.0.0.1:7001,1=127.0.0.1:7002").is_err());
+        assert!(parse_members("x=127.0.0.1:1").is_err());
+        assert!(parse_members("1:127.0.0.1").is_err());
+        assert!(parse_members("").is_err());
+    }
+}

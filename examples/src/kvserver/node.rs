@@ -1,0 +1,365 @@
+//! Running one kv-server node: the Raft node on `stepwise-tokio`, its durable storage,
+//! and the RESP listener for clients ([`start_node`]).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::BytesMut;
+use stepwise_kv::{KvError, KvResult, Op, Replica, Request, RsmConfig, Session};
+use stepwise_raft::{Config, NodeId};
+use stepwise_resp::{Reply, ReplyDecoder};
+use stepwise_storage::{RaftStorage, StorageOptions};
+use stepwise_tokio::{NodeConfig, NodeHandle, Submitter};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::conn;
+use super::forward;
+use super::machine::{KvEvent, KvMachine, Router};
+
+/// How one node runs. Build with [`NodeOptions::new`] and adjust the fields.
+#[derive(Clone, Debug)]
+pub struct NodeOptions {
+    /// This node's id.
+    pub id: NodeId,
+    /// Every member (this one included) and its node-to-node address.
+    pub peers: BTreeMap<NodeId, SocketAddr>,
+    /// Where Redis clients connect to this node.
+    pub client: SocketAddr,
+    /// Every member's client address (for forwarding to the leader). Members missing here
+    /// cannot be forwarded to: a follower then answers `-TRYAGAIN` while they lead.
+    pub client_peers: BTreeMap<NodeId, SocketAddr>,
+    /// The durable directory (empty or missing: a new member; otherwise restored).
+    pub data: PathBuf,
+    /// A command not answered within this time fails with an error. Default 3 s.
+    pub timeout: Duration,
+    /// Longest key, in bytes. Default 64 KiB.
+    pub max_key: usize,
+    /// Longest value (and any bulk argument), in bytes. Default 1 MiB.
+    pub max_value: usize,
+    /// Most client connections at once. Default 1024.
+    pub max_connections: usize,
+    /// Snapshot when the Raft state passes this many bytes. Default 8 MiB.
+    pub max_raft_state: usize,
+    /// `fsync` the log (turn off only for tests and benchmarks). Default on.
+    pub sync: bool,
+}
+
+impl NodeOptions {
+    /// Options with the defaults described on each field.
+    pub fn new(
+        id: NodeId,
+        peers: BTreeMap<NodeId, SocketAddr>,
+        client: SocketAddr,
+        data: PathBuf,
+    ) -> Self {
+        NodeOptions {
+            id,
+            peers,
+            client,
+            client_peers: BTreeMap::new(),
+            data,
+            timeout: Duration::from_secs(3),
+            max_key: 64 << 10,
+            max_value: 1 << 20,
+            max_connections: 1024,
+            max_raft_state: 8 << 20,
+            sync: true,
+        }
+    }
+
+    /// A cluster id every member derives alike from the member list.
+    pub fn cluster_id(&self) -> u64 {
+        // FNV-1a over the sorted member list.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for (id, addr) in &self.peers {
+            for b in format!("{id}={addr};").bytes() {
+                h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        h
+    }
+}
+
+/// What the client connections share: how to submit operations and where replies go.
+#[derive(Debug)]
+pub struct Shared {
+    /// The options the node runs with.
+    pub opts: NodeOptions,
+    submitter: Submitter<(u64, Request)>,
+    router: Router,
+    next_tag: AtomicU64,
+    /// Makes this process's session client ids unique (different after a restart).
+    boot: u64,
+    next_client: AtomicU64,
+}
+
+/// The outcome of one operation as seen by a client connection.
+pub type Outcome = Result<KvResult, Unavailable>;
+
+/// The operation did not get a definite answer in time (no quorum, or the node is
+/// stopping). It may or may not have been applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unavailable;
+
+impl Shared {
+    /// A fresh session client id, unique across the cluster's lifetime with high
+    /// probability.
+    pub fn new_client(&self) -> u64 {
+        let n = self.next_client.fetch_add(1, Ordering::Relaxed);
+        // Keep it non-zero (0 means "no session" in forwarding).
+        (self.boot ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1
+    }
+
+    /// Runs `op` on the local replica once: submits it and waits for its reply until
+    /// `deadline`.
+    pub async fn local(&self, op: Op, session: Option<Session>, deadline: Instant) -> Outcome {
+        let tag = self.next_tag.fetch_add(1, Ordering::Relaxed);
+        let rx = self.router.register(tag);
+        let request = Request {
+            id: tag,
+            session,
+            op,
+        };
+        let submitted = tokio::time::timeout_at(deadline, self.submitter.submit((tag, request)));
+        if !matches!(submitted.await, Ok(Ok(()))) {
+            self.router.forget(tag);
+            return Err(Unavailable);
+        }
+        match tokio::time::timeout_at(deadline, rx).await {
+            Ok(Ok(result)) => Ok(result),
+            _ => {
+                self.router.forget(tag);
+                Err(Unavailable)
+            }
+        }
+    }
+}
+
+/// A connection to the leader's client port, for forwarding.
+#[derive(Debug)]
+pub struct Forwarder {
+    to: NodeId,
+    stream: TcpStream,
+    input: BytesMut,
+    decoder: ReplyDecoder,
+}
+
+impl Forwarder {
+    async fn connect(to: NodeId, addr: SocketAddr) -> std::io::Result<Self> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Forwarder {
+            to,
+            stream,
+            input: BytesMut::with_capacity(4096),
+            decoder: ReplyDecoder::default(),
+        })
+    }
+
+    async fn call(&mut self, op: &Op, session: Option<Session>) -> std::io::Result<KvResult> {
+        let mut out = BytesMut::new();
+        forward::encode_op(op, session, &mut out);
+        self.stream.write_all(&out).await?;
+        loop {
+            let bad = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+            if let Some(reply) = self
+                .decoder
+                .decode(&mut self.input)
+                .map_err(|e| bad(e.to_string()))?
+            {
+                return forward::decode_result(&reply)
+                    .ok_or_else(|| bad(format!("unexpected forwarding reply {reply:?}")));
+            }
+            if self.stream.read_buf(&mut self.input).await? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+    }
+}
+
+impl Shared {
+    /// Runs `op` linearizably: on this node if it leads, else forwarded to the leader
+    /// (through `fwd`, the connection's forwarding link); retried (with the same session,
+    /// so a write applies at most once) until `timeout` passes.
+    pub async fn execute(
+        &self,
+        op: Op,
+        session: Option<Session>,
+        fwd: &mut Option<Forwarder>,
+    ) -> Outcome {
+        let deadline = Instant::now() + self.opts.timeout;
+        loop {
+            let leader = match self.local(op.clone(), session, deadline).await? {
+                Err(KvError::WrongLeader { leader }) => leader,
+                other => return Ok(other),
+            };
+            if let Some(l) = leader.filter(|l| *l != self.opts.id)
+                && let Some(&addr) = self.opts.client_peers.get(&l)
+            {
+                if fwd.as_ref().is_some_and(|f| f.to != l) {
+                    *fwd = None;
+                }
+                let attempt = async {
+                    if fwd.is_none() {
+                        *fwd = Some(Forwarder::connect(l, addr).await?);
+                    }
+                    let f = fwd.as_mut().expect("set just above");
+                    f.call(&op, session).await
+                };
+                match tokio::time::timeout_at(deadline, attempt).await {
+                    Err(_) => return Err(Unavailable),
+                    Ok(Err(e)) => {
+                        tracing::debug!(leader = l, error = %e, "forwarding failed");
+                        *fwd = None;
+                    }
+                    Ok(Ok(Err(KvError::WrongLeader { .. } | KvError::Timeout))) => {}
+                    Ok(Ok(result)) => return Ok(result),
+                }
+            }
+            // No leader known yet (an election), or it moved: wait a little and retry.
+            let pause = Instant::now() + Duration::from_millis(20);
+            if pause >= deadline {
+                return Err(Unavailable);
+            }
+            tokio::time::sleep_until(pause).await;
+        }
+    }
+}
+
+/// A running node: Raft on tokio and the client listener.
+#[derive(Debug)]
+pub struct RunningNode {
+    node: NodeHandle<KvMachine, RaftStorage>,
+    clients: JoinHandle<()>,
+    shared: Arc<Shared>,
+    client_addr: SocketAddr,
+}
+
+impl RunningNode {
+    /// Where clients connect.
+    pub fn client_addr(&self) -> SocketAddr {
+        self.client_addr
+    }
+
+    /// The node's id.
+    pub fn id(&self) -> NodeId {
+        self.shared.opts.id
+    }
+
+    /// Stops accepting clients, then shuts the Raft node down gracefully (its last
+    /// durable writes complete).
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.clients.abort();
+        self.node
+            .shutdown()
+            .await
+            .map(|_| ())
+            .context("node stopped with an error")
+    }
+}
+
+/// Opens (or creates) the node's data directory, restores its replica, starts Raft on
+/// the node-to-node address and accepts Redis clients on the client address.
+pub async fn start_node(opts: NodeOptions) -> anyhow::Result<RunningNode> {
+    let id = opts.id;
+    let raft_addr = *opts
+        .peers
+        .get(&id)
+        .with_context(|| format!("--peers does not list this node ({id})"))?;
+    std::fs::create_dir_all(&opts.data)
+        .with_context(|| format!("creating {}", opts.data.display()))?;
+    let (storage, persisted) =
+        RaftStorage::open(&opts.data, StorageOptions::default().with_sync(opts.sync))
+            .with_context(|| format!("opening {}", opts.data.display()))?;
+    let members: Vec<NodeId> = opts.peers.keys().copied().collect();
+    let boot = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+        ^ (u64::from(std::process::id()) << 32)
+        ^ id.wrapping_mul(0x2545_f491_4f6c_dd1d);
+    let raft = Config::new(id, members).with_seed(boot);
+    let config = RsmConfig::new(raft).with_max_raft_state(Some(opts.max_raft_state));
+    let replica = Replica::restore(config, persisted).context("restoring the replica")?;
+    let listener = TcpListener::bind(raft_addr)
+        .await
+        .with_context(|| format!("binding the node-to-node address {raft_addr}"))?;
+    let client_listener = TcpListener::bind(opts.client)
+        .await
+        .with_context(|| format!("binding the client address {}", opts.client))?;
+    let client_addr = client_listener.local_addr()?;
+    let router = Router::default();
+    let events = {
+        let router = router.clone();
+        move |event| match event {
+            KvEvent::Reply { to, reply } => router.deliver(to, reply.result),
+            KvEvent::Halted(reason) => {
+                // Fail-stop: the replica refuses to go on; a restart recovers from disk.
+                tracing::error!(node = id, reason, "replica halted; exiting");
+                std::process::exit(70);
+            }
+        }
+    };
+    let node_config = NodeConfig::new(opts.cluster_id(), id, opts.peers.clone());
+    let node = stepwise_tokio::start(
+        node_config,
+        listener,
+        KvMachine::new(replica),
+        storage,
+        events,
+    )
+    .await?;
+    let shared = Arc::new(Shared {
+        submitter: node.submitter(),
+        router,
+        next_tag: AtomicU64::new(1),
+        boot,
+        next_client: AtomicU64::new(1),
+        opts,
+    });
+    let clients = tokio::spawn(accept_clients(client_listener, Arc::clone(&shared)));
+    tracing::info!(node = id, raft = %raft_addr, client = %client_addr, "kv-server node running");
+    Ok(RunningNode {
+        node,
+        clients,
+        shared,
+        client_addr,
+    })
+}
+
+async fn accept_clients(listener: TcpListener, shared: Arc<Shared>) {
+    let slots = Arc::new(Semaphore::new(shared.opts.max_connections));
+    loop {
+        let (mut stream, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+            let mut out = BytesMut::new();
+            Reply::error("ERR max number of clients reached").encode(&mut out);
+            tokio::spawn(async move {
+                let _ = stream.write_all(&out).await;
+            });
+            continue;
+        };
+        let shared = Arc::clone(&shared);
+        tokio::spawn(async move {
+            if let Err(e) = conn::serve(&shared, stream).await {
+                tracing::debug!(%peer, error = %e, "client connection ended");
+            }
+            drop(permit);
+        });
+    }
+}
