@@ -117,6 +117,14 @@ impl Conn<'_> {
         }
     }
 
+    fn check_value(&self, value: &[u8]) -> Result<(), Reply> {
+        if value.len() > self.shared.opts.max_value {
+            Err(Reply::error("ERR value too large"))
+        } else {
+            Ok(())
+        }
+    }
+
     async fn command(&mut self, request: &Request) -> Reply {
         self.dispatch(request).await.unwrap_or_else(|e| e)
     }
@@ -186,6 +194,7 @@ impl Conn<'_> {
                     return Err(Reply::syntax_error());
                 }
                 self.check_key(&args[1])?;
+                self.check_value(&args[2])?;
                 match self
                     .run(Op::put_any(args[1].clone(), args[2].clone()))
                     .await
@@ -198,6 +207,7 @@ impl Conn<'_> {
             b"APPEND" => {
                 arity(3)?;
                 self.check_key(&args[1])?;
+                self.check_value(&args[2])?;
                 let op = Op::append_return(args[1].clone(), args[2].clone());
                 match self.run(op).await {
                     Ok(Ok(KvOutput::Appended { old, .. })) => {
@@ -233,6 +243,7 @@ impl Conn<'_> {
             b"VPUT" => {
                 arity(4)?;
                 self.check_key(&args[1])?;
+                self.check_value(&args[2])?;
                 let version = parse_integer(&args[3])?;
                 let version = u64::try_from(version).map_err(|_| Reply::not_an_integer())?;
                 let op = Op::put(args[1].clone(), args[2].clone(), version);

@@ -40,9 +40,12 @@
 //!   needs every member's client address for this (`--client-peers`).
 //! * **No quorum**: a command not answered within `--timeout-ms` (default 3000) fails
 //!   with `-CLUSTERDOWN ...`; it may or may not have taken effect.
-//! * **Limits**: `--max-key`, `--max-value` (longer bulk strings are a protocol error
-//!   and close the connection, as Redis does with `proto-max-bulk-len`),
-//!   `--max-connections` (beyond it, `-ERR max number of clients reached` and close).
+//! * **Limits**: `--max-key` and `--max-value` (a longer key or value gets
+//!   `-ERR key too long` / `-ERR value too large`; a bulk string longer than both is a
+//!   protocol error that closes the connection, as Redis does with
+//!   `proto-max-bulk-len`); `APPEND` checks only its own argument, so repeated appends
+//!   can grow a value past `--max-value`. `--max-connections`: beyond it, a new
+//!   connection gets `-ERR max number of clients reached` and is closed.
 //! * **Pipelining**: every request already received on a connection is executed in
 //!   order and answered in one write. Requests of all connections that reach the node
 //!   together are stepped as one batch with one log sync (group commit); each write is

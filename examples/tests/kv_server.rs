@@ -1,0 +1,361 @@
+//! kv-server as real processes on 127.0.0.1: three `kv-server` members on free ports,
+//! talked to with our own RESP client (and redis-cli / redis-benchmark when installed).
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use stepwise_resp::{Reply, ReplyDecoder, encode_request};
+
+/// One cluster of kv-server processes; killed when dropped.
+struct Cluster {
+    raft_ports: Vec<u16>,
+    client_ports: Vec<u16>,
+    dir: tempfile::TempDir,
+    procs: Vec<Option<Child>>,
+}
+
+fn free_ports(n: usize) -> Vec<u16> {
+    // Hold all listeners at once so the ports differ; released just before use.
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
+fn members(ports: &[u16]) -> String {
+    ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("{}=127.0.0.1:{p}", i + 1))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+impl Cluster {
+    fn start(n: usize) -> Cluster {
+        let ports = free_ports(2 * n);
+        let mut c = Cluster {
+            raft_ports: ports[..n].to_vec(),
+            client_ports: ports[n..].to_vec(),
+            dir: tempfile::tempdir().unwrap(),
+            procs: (0..n).map(|_| None).collect(),
+        };
+        for i in 0..n {
+            c.spawn(i);
+        }
+        c
+    }
+
+    fn data(&self, i: usize) -> PathBuf {
+        self.dir.path().join((i + 1).to_string())
+    }
+
+    fn spawn(&mut self, i: usize) {
+        let child = Command::new(env!("CARGO_BIN_EXE_kv-server"))
+            .args(["--id", &(i + 1).to_string()])
+            .args(["--peers", &members(&self.raft_ports)])
+            .args(["--client", &format!("127.0.0.1:{}", self.client_ports[i])])
+            .args(["--client-peers", &members(&self.client_ports)])
+            .arg("--data")
+            .arg(self.data(i))
+            .args(["--timeout-ms", "1500", "--max-value", "4096", "--no-sync"])
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("kv-server starts");
+        self.procs[i] = Some(child);
+    }
+
+    fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.procs[i].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn client(&self, i: usize) -> Client {
+        Client::connect(self.client_ports[i])
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.procs.len() {
+            self.kill(i);
+        }
+    }
+}
+
+/// A blocking RESP client.
+struct Client {
+    stream: TcpStream,
+    input: BytesMut,
+    decoder: ReplyDecoder,
+}
+
+impl Client {
+    fn connect(port: u16) -> Client {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match TcpStream::connect(("127.0.0.1", port)) {
+                Ok(stream) => {
+                    stream
+                        .set_read_timeout(Some(Duration::from_secs(20)))
+                        .unwrap();
+                    return Client {
+                        stream,
+                        input: BytesMut::new(),
+                        decoder: ReplyDecoder::default(),
+                    };
+                }
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => panic!("cannot connect to port {port}: {e}"),
+            }
+        }
+    }
+
+    fn send(&mut self, args: &[&str]) {
+        let mut out = BytesMut::new();
+        encode_request(args, &mut out);
+        self.stream.write_all(&out).unwrap();
+    }
+
+    /// The next reply, or `None` if the server closed the connection.
+    fn recv(&mut self) -> Option<Reply> {
+        loop {
+            if let Some(reply) = self.decoder.decode(&mut self.input).unwrap() {
+                return Some(reply);
+            }
+            let mut buf = [0u8; 4096];
+            match self.stream.read(&mut buf) {
+                Ok(0) => return None,
+                Ok(n) => self.input.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return None,
+                Err(e) => panic!("read failed: {e}"),
+            }
+        }
+    }
+
+    fn call(&mut self, args: &[&str]) -> Reply {
+        self.send(args);
+        self.recv().expect("the server answers")
+    }
+
+    /// Calls until the reply is not a "cluster down" error (an election in progress).
+    fn call_ready(&mut self, args: &[&str]) -> Reply {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let reply = self.call(args);
+            match &reply {
+                Reply::Error(e) if e.starts_with(b"CLUSTERDOWN") && Instant::now() < deadline => {}
+                _ => return reply,
+            }
+        }
+    }
+}
+
+fn bulk(s: &str) -> Reply {
+    Reply::bulk(s.to_string())
+}
+
+fn is_error_starting(reply: &Reply, prefix: &str) -> bool {
+    matches!(reply, Reply::Error(e) if e.starts_with(prefix.as_bytes()))
+}
+
+#[test]
+fn kv_server_commands_forwarding_errors_and_pipelining() {
+    let cluster = Cluster::start(3);
+    let mut c1 = cluster.client(0);
+    assert_eq!(c1.call_ready(&["SET", "k", "hello"]), Reply::ok());
+    // Every node answers, followers by forwarding to the leader; reads are linearizable
+    // so they see the acknowledged write.
+    for i in 0..3 {
+        let mut c = cluster.client(i);
+        assert_eq!(c.call_ready(&["GET", "k"]), bulk("hello"), "node {}", i + 1);
+        assert_eq!(c.call(&["PING"]), Reply::pong());
+        assert_eq!(c.call(&["ECHO", "x y"]), bulk("x y"));
+    }
+    let mut c2 = cluster.client(1);
+    let mut c3 = cluster.client(2);
+    assert_eq!(
+        c2.call_ready(&["APPEND", "k", " world"]),
+        Reply::integer(11)
+    );
+    assert_eq!(c3.call_ready(&["GET", "k"]), bulk("hello world"));
+    assert_eq!(c3.call_ready(&["INCR", "n"]), Reply::integer(1));
+    assert_eq!(c2.call_ready(&["INCR", "n"]), Reply::integer(2));
+    assert_eq!(
+        c1.call_ready(&["MGET", "k", "missing", "n"]),
+        Reply::Array(vec![bulk("hello world"), Reply::NullBulk, bulk("2")])
+    );
+    assert_eq!(
+        c2.call_ready(&["EXISTS", "k", "missing", "n"]),
+        Reply::integer(2)
+    );
+    assert_eq!(c3.call_ready(&["DEL", "k", "missing"]), Reply::integer(1));
+    assert_eq!(c1.call_ready(&["GET", "k"]), Reply::NullBulk);
+    assert_eq!(c1.call_ready(&["EXISTS", "k"]), Reply::integer(0));
+    // Versioned put and get.
+    assert_eq!(c2.call_ready(&["VPUT", "v", "a", "0"]), Reply::integer(1));
+    assert!(is_error_starting(
+        &c3.call_ready(&["VPUT", "v", "b", "0"]),
+        "VERSION"
+    ));
+    assert_eq!(
+        c3.call_ready(&["VGET", "v"]),
+        Reply::Array(vec![bulk("a"), Reply::integer(1)])
+    );
+    // Redis's error texts.
+    assert_eq!(
+        c1.call(&["GET"]),
+        Reply::error("ERR wrong number of arguments for 'get' command")
+    );
+    assert!(is_error_starting(
+        &c1.call(&["NOSUCH", "a"]),
+        "ERR unknown command 'NOSUCH'"
+    ));
+    assert_eq!(c1.call_ready(&["SET", "s", "abc"]), Reply::ok());
+    assert_eq!(
+        c1.call_ready(&["INCR", "s"]),
+        Reply::error("ERR value is not an integer or out of range")
+    );
+    assert_eq!(c1.call(&["SET", "s", "abc", "NX"]), Reply::syntax_error());
+    // Pipelining: 200 requests in one write, answered in order.
+    let mut out = BytesMut::new();
+    for i in 0..100 {
+        encode_request(&["SET", &format!("p{i}"), &i.to_string()], &mut out);
+        encode_request(&["GET", &format!("p{i}")], &mut out);
+    }
+    c2.stream.write_all(&out).unwrap();
+    for i in 0..100 {
+        assert_eq!(c2.recv(), Some(Reply::ok()));
+        assert_eq!(c2.recv(), Some(bulk(&i.to_string())));
+    }
+    // Malformed protocol closes that connection only.
+    let mut bad = cluster.client(0);
+    bad.stream.write_all(b"*1\r\n$-3\r\n").unwrap();
+    assert_eq!(
+        bad.recv(),
+        Some(Reply::error("ERR Protocol error: invalid bulk length"))
+    );
+    assert_eq!(bad.recv(), None);
+    // A value above --max-value (4096) is refused; the connection stays open.
+    let mut big = cluster.client(0);
+    let reply = big.call(&["SET", "big", &"x".repeat(5000)]);
+    assert_eq!(reply, Reply::error("ERR value too large"));
+    assert_eq!(big.call(&["PING"]), Reply::pong());
+    // A bulk string above max(--max-key, --max-value) is a protocol error and closes
+    // the connection.
+    big.send(&["SET", "big", &"x".repeat(70_000)]);
+    let reply = big.recv().unwrap();
+    assert!(is_error_starting(&reply, "ERR Protocol error"), "{reply:?}");
+    assert_eq!(big.recv(), None);
+    assert_eq!(c1.call_ready(&["GET", "p7"]), bulk("7"));
+}
+
+#[test]
+fn kv_server_without_quorum_fails_in_bounded_time_and_recovers_from_disk() {
+    let mut cluster = Cluster::start(3);
+    let mut c = cluster.client(0);
+    assert_eq!(c.call_ready(&["SET", "durable", "yes"]), Reply::ok());
+    // Two of three members die: no quorum.
+    cluster.kill(1);
+    cluster.kill(2);
+    let mut c = cluster.client(0);
+    let started = Instant::now();
+    let reply = c.call(&["SET", "x", "1"]);
+    let took = started.elapsed();
+    assert!(is_error_starting(&reply, "CLUSTERDOWN"), "{reply:?}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    let reply = c.call(&["GET", "durable"]);
+    assert!(is_error_starting(&reply, "CLUSTERDOWN"), "{reply:?}");
+    // Restart them from their data directories: the acknowledged write is there.
+    cluster.spawn(1);
+    cluster.spawn(2);
+    for i in 0..3 {
+        let mut c = cluster.client(i);
+        assert_eq!(
+            c.call_ready(&["GET", "durable"]),
+            bulk("yes"),
+            "node {}",
+            i + 1
+        );
+    }
+    // A node restarted after a kill keeps its data too.
+    cluster.kill(0);
+    cluster.spawn(0);
+    let mut c = cluster.client(0);
+    assert_eq!(c.call_ready(&["GET", "durable"]), bulk("yes"));
+    assert!(Path::new(&cluster.data(0)).is_dir());
+}
+
+fn have(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[test]
+fn kv_server_with_redis_cli_and_redis_benchmark() {
+    if !have("redis-cli") || !have("redis-benchmark") {
+        eprintln!("NOTE: redis-cli or redis-benchmark not installed; skipping this test");
+        return;
+    }
+    let cluster = Cluster::start(3);
+    let mut c = cluster.client(0);
+    assert_eq!(c.call_ready(&["SET", "warm", "up"]), Reply::ok());
+    let cli = |port: u16, args: &[&str]| -> String {
+        let out = Command::new("redis-cli")
+            .args(["-p", &port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli runs");
+        assert!(out.status.success(), "redis-cli {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let p = &cluster.client_ports;
+    assert_eq!(cli(p[1], &["SET", "greeting", "hello"]), "OK");
+    assert_eq!(cli(p[2], &["GET", "greeting"]), "hello");
+    assert_eq!(cli(p[0], &["INCR", "counter"]), "1");
+    assert_eq!(cli(p[0], &["PING"]), "PONG");
+    let out = Command::new("redis-benchmark")
+        .args(["-p", &p[1].to_string()])
+        .args([
+            "-t",
+            "set,get,incr",
+            "-n",
+            "300",
+            "-c",
+            "10",
+            "-P",
+            "4",
+            "-q",
+        ])
+        .output()
+        .expect("redis-benchmark runs");
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for test in ["SET", "GET", "INCR"] {
+        assert!(
+            text.lines()
+                .any(|l| l.contains(test) && l.contains("requests per second")),
+            "{test} missing from:\n{text}"
+        );
+    }
+    // redis-benchmark's INCR really incremented: 300 increments of one key.
+    assert_eq!(cli(p[2], &["GET", "counter:__rand_int__"]), "300");
+}
