@@ -1,2 +1,322 @@
-//! Placeholder so the manifest parses; the KV benchmark replaces it.
-fn main() {}
+//! Throughput and latency of the replicated KV service in one process.
+//!
+//! Three [`Replica`]s (Raft + the KV state machine) and N [`Clerk`]s run on one thread,
+//! exchanging messages through in-memory queues (Rust values, no serialization) and
+//! persisting to in-memory storage ([`Persisted::apply`]). Every clerk keeps one operation
+//! outstanding; keys are 16 bytes (10,000 distinct), values 128 bytes. The leader hands
+//! all client requests that arrived since its last turn to [`replica::Input::Requests`],
+//! so their writes share one log entry (group commit); Gets are served through ReadIndex
+//! and do not go through the log. Snapshots are on (`max_raft_state` 64 MiB).
+//!
+//! ```text
+//! cargo bench -p stepwise-kv --bench kv                 # the full table
+//! KV_BENCH_SECS=1 cargo bench -p stepwise-kv --bench kv # shorter runs
+//! ```
+//!
+//! Output: one line per (clients, mix) with operations per second (wall time) and the
+//! p50/p99/p99.9 latency of one operation as a clerk sees it (start to result).
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use stepwise_kv::clerk::{self, Clerk, ClerkConfig};
+use stepwise_kv::replica::{self, Replica};
+use stepwise_kv::{KvError, Op, Reply, Request, RsmConfig};
+use stepwise_raft::{Config, Message, NodeId, Persisted};
+
+const SERVERS: u64 = 3;
+/// Clerk addresses start here (server ids are 0..3).
+const CLIENT_BASE: u64 = 1000;
+const KEYS: usize = 10_000;
+const KEY_LEN: usize = 16;
+const VALUE_LEN: usize = 128;
+/// Wall time per tick, as the Raft defaults assume.
+const TICK: Duration = Duration::from_millis(10);
+
+#[derive(Clone, Copy, Debug)]
+enum Mix {
+    /// 90% Puts, 10% Gets.
+    PutHeavy,
+    /// 10% Puts, 90% Gets.
+    GetHeavy,
+}
+
+/// A tiny xorshift for the workload (the cores take their seeds from the config).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+struct Bench {
+    replicas: Vec<Replica>,
+    disks: Vec<Persisted>,
+    raft_inbox: Vec<VecDeque<(NodeId, Message)>>,
+    request_inbox: Vec<Vec<(u64, Request)>>,
+    reply_inbox: Vec<(usize, NodeId, Reply)>,
+    clerks: Vec<Clerk>,
+    started: Vec<Instant>,
+    keys: Vec<Bytes>,
+    values: Vec<Bytes>,
+    rng: Rng,
+    mix: Mix,
+    /// Latencies of completed operations, in nanoseconds (while recording).
+    latencies: Vec<u32>,
+    completed: u64,
+    recording: bool,
+    replica_out: Vec<replica::Action>,
+    clerk_out: Vec<clerk::Action>,
+}
+
+impl Bench {
+    fn new(nclients: usize, mix: Mix) -> Bench {
+        let ids: Vec<NodeId> = (0..SERVERS).collect();
+        let replicas = ids
+            .iter()
+            .map(|&id| {
+                let cfg = RsmConfig::new(Config::new(id, ids.clone()).with_seed(id + 1))
+                    .with_max_raft_state(Some(64 << 20));
+                Replica::new(cfg).expect("valid config")
+            })
+            .collect();
+        let clerks = (0..nclients)
+            .map(|i| Clerk::new(ClerkConfig::new(CLIENT_BASE + i as u64, ids.clone())))
+            .collect();
+        let keys = (0..KEYS)
+            .map(|i| Bytes::from(format!("key-{i:012}")))
+            .inspect(|k| assert_eq!(k.len(), KEY_LEN))
+            .collect();
+        let values = (0..16u8)
+            .map(|i| Bytes::from(vec![b'a' + i; VALUE_LEN]))
+            .collect();
+        Bench {
+            replicas,
+            disks: vec![Persisted::default(); SERVERS as usize],
+            raft_inbox: vec![VecDeque::new(); SERVERS as usize],
+            request_inbox: vec![Vec::new(); SERVERS as usize],
+            reply_inbox: Vec::new(),
+            clerks,
+            started: vec![Instant::now(); nclients],
+            keys,
+            values,
+            rng: Rng(0x2545_f491_4f6c_dd1d),
+            mix,
+            latencies: Vec::new(),
+            completed: 0,
+            recording: false,
+            replica_out: Vec::new(),
+            clerk_out: Vec::new(),
+        }
+    }
+
+    fn next_op(&mut self) -> Op {
+        let r = self.rng.next();
+        let key = self.keys[(r % KEYS as u64) as usize].clone();
+        let put = match self.mix {
+            Mix::PutHeavy => (r >> 32) % 10 != 0,
+            Mix::GetHeavy => (r >> 32) % 10 == 0,
+        };
+        if put {
+            let value = self.values[((r >> 40) % 16) as usize].clone();
+            Op::Put {
+                key,
+                value,
+                version: None,
+            }
+        } else {
+            Op::Get { key }
+        }
+    }
+
+    fn step_replica(&mut self, r: usize, input: replica::Input) {
+        let mut out = std::mem::take(&mut self.replica_out);
+        self.replicas[r].step_into(input, &mut out);
+        for action in out.drain(..) {
+            match action {
+                replica::Action::Persist(a) => {
+                    self.disks[r].apply(&a);
+                }
+                replica::Action::Send { to, msg } => {
+                    self.raft_inbox[to as usize].push_back((r as NodeId, msg))
+                }
+                replica::Action::Reply { to, reply } => {
+                    self.reply_inbox
+                        .push(((to - CLIENT_BASE) as usize, r as NodeId, reply))
+                }
+                replica::Action::Halted(why) => panic!("replica halted: {why}"),
+            }
+        }
+        self.replica_out = out;
+    }
+
+    fn step_clerk(&mut self, c: usize, input: clerk::Input) {
+        let mut out = std::mem::take(&mut self.clerk_out);
+        self.clerks[c].step_into(input, &mut out);
+        // (Order within one clerk's step does not matter here.)
+        while let Some(action) = out.pop() {
+            match action {
+                clerk::Action::Send { to, request } => {
+                    self.request_inbox[to as usize].push((CLIENT_BASE + c as u64, request))
+                }
+                clerk::Action::Done(result) => {
+                    assert!(
+                        result.is_ok() || result == Err(KvError::NoKey),
+                        "{result:?}"
+                    );
+                    if self.recording {
+                        let ns = self.started[c].elapsed().as_nanos();
+                        self.latencies.push(u32::try_from(ns).unwrap_or(u32::MAX));
+                        self.completed += 1;
+                    }
+                    self.started[c] = Instant::now();
+                    let op = self.next_op();
+                    self.clerks[c].step_into(clerk::Input::Start(op), &mut out);
+                }
+            }
+        }
+        out.clear();
+        self.clerk_out = out;
+    }
+
+    fn tick(&mut self) {
+        for r in 0..self.replicas.len() {
+            self.step_replica(r, replica::Input::Tick);
+        }
+        for c in 0..self.clerks.len() {
+            self.step_clerk(c, clerk::Input::Tick);
+        }
+    }
+
+    /// One round: every replica handles its queued Raft messages and its client requests
+    /// (as one batch), then every clerk with a reply handles it.
+    fn round(&mut self) {
+        for r in 0..self.replicas.len() {
+            while let Some((from, msg)) = self.raft_inbox[r].pop_front() {
+                self.step_replica(r, replica::Input::Receive { from, msg });
+            }
+            if !self.request_inbox[r].is_empty() {
+                let requests = std::mem::take(&mut self.request_inbox[r]);
+                self.step_replica(r, replica::Input::Requests(requests));
+            }
+        }
+        let replies = std::mem::take(&mut self.reply_inbox);
+        for (c, from, reply) in replies {
+            self.step_clerk(c, clerk::Input::Receive { from, reply });
+        }
+    }
+
+    /// Returns (ops per wall second, ops per CPU second, latencies).
+    fn run(&mut self, warmup: Duration, measure: Duration) -> (f64, Option<f64>, Vec<u32>) {
+        // Elect a leader.
+        while !self.replicas.iter().any(Replica::is_leader) {
+            self.tick();
+            self.round();
+        }
+        for c in 0..self.clerks.len() {
+            self.started[c] = Instant::now();
+            let op = self.next_op();
+            self.step_clerk(c, clerk::Input::Start(op));
+        }
+        let start = Instant::now();
+        let mut next_tick = start + TICK;
+        let mut measuring_since = None;
+        let mut cpu0 = None;
+        loop {
+            self.round();
+            let now = Instant::now();
+            if now >= next_tick {
+                self.tick();
+                next_tick += TICK;
+            }
+            match measuring_since {
+                None if now - start >= warmup => {
+                    self.recording = true;
+                    measuring_since = Some(now);
+                    cpu0 = thread_cpu_secs();
+                }
+                Some(t0) if now - t0 >= measure => {
+                    let secs = (now - t0).as_secs_f64();
+                    let n = self.completed as f64;
+                    let cpu = cpu0.zip(thread_cpu_secs()).map(|(a, b)| n / (b - a));
+                    return (n / secs, cpu, std::mem::take(&mut self.latencies));
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// CPU time this thread has run, in seconds (Linux: /proc/thread-self/schedstat), so the
+/// rate can be reported per CPU-second too, which other processes on a shared machine do
+/// not distort.
+fn thread_cpu_secs() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: f64 = s.split_whitespace().next()?.parse().ok()?;
+    Some(ns / 1e9)
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    f64::from(sorted[i]) / 1000.0
+}
+
+fn main() {
+    let secs: f64 = std::env::var("KV_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3.0);
+    // `cargo test --benches` runs this binary too: keep that quick.
+    let quick = std::env::args().any(|a| a == "--test");
+    let (warmup, measure) = if quick {
+        (Duration::from_millis(20), Duration::from_millis(50))
+    } else {
+        (
+            Duration::from_secs_f64(secs / 3.0),
+            Duration::from_secs_f64(secs),
+        )
+    };
+    println!(
+        "{:>8} {:>9} {:>12} {:>14} {:>10} {:>10} {:>10}",
+        "clients", "mix", "ops/s", "ops/cpu-s", "p50 us", "p99 us", "p99.9 us"
+    );
+    // KV_BENCH_ONLY=<clients>:<put|get> runs one configuration (for profiling).
+    let only = std::env::var("KV_BENCH_ONLY").ok();
+    for clients in [1usize, 64, 256] {
+        for mix in [Mix::PutHeavy, Mix::GetHeavy] {
+            let name = match mix {
+                Mix::PutHeavy => "put",
+                Mix::GetHeavy => "get",
+            };
+            if only
+                .as_ref()
+                .is_some_and(|o| *o != format!("{clients}:{name}"))
+            {
+                continue;
+            }
+            let mut bench = Bench::new(clients, mix);
+            let (rate, cpu_rate, mut lat) = bench.run(warmup, measure);
+            lat.sort_unstable();
+            let cpu_rate = cpu_rate.map_or("n/a".to_owned(), |r| format!("{r:.0}"));
+            println!(
+                "{clients:>8} {:>9} {:>12.0} {cpu_rate:>14} {:>10.1} {:>10.1} {:>10.1}",
+                match mix {
+                    Mix::PutHeavy => "put-heavy",
+                    Mix::GetHeavy => "get-heavy",
+                },
+                rate,
+                percentile(&lat, 0.5),
+                percentile(&lat, 0.99),
+                percentile(&lat, 0.999),
+            );
+        }
+    }
+}

@@ -25,7 +25,9 @@
 //! assert_eq!(server.handle(stale).result, Err(KvError::Version));
 //! ```
 
-use crate::kv::{Kv, KvError, KvResult};
+use bytes::Bytes;
+
+use crate::kv::{Kv, KvError, KvResult, Op};
 use crate::message::{Reply, Request};
 use crate::rsm::{Seen, Sessions};
 
@@ -44,8 +46,32 @@ impl Server {
     }
 
     /// Executes one request and returns its reply.
+    ///
+    /// Written keys and values are copied, so a request decoded as slices of a larger
+    /// buffer (a network frame) never keeps that buffer alive.
     pub fn handle(&mut self, request: Request) -> Reply {
         let Request { id, session, op } = request;
+        let op = match op {
+            Op::Get { key } => Op::Get { key },
+            Op::Put {
+                key,
+                value,
+                version,
+            } => Op::Put {
+                key: own(key),
+                value: own(value),
+                version,
+            },
+            Op::Append {
+                key,
+                value,
+                return_old,
+            } => Op::Append {
+                key: own(key),
+                value: own(value),
+                return_old,
+            },
+        };
         let result = match session {
             Some(s) if !op.is_read() => match self.sessions.check(s) {
                 Seen::New => {
@@ -77,5 +103,37 @@ impl Server {
     /// Retried writes answered from the session table.
     pub fn duplicates(&self) -> u64 {
         self.duplicates
+    }
+}
+
+/// A copy of `b` that owns exactly its bytes.
+fn own(b: Bytes) -> Bytes {
+    if b.is_empty() {
+        Bytes::new()
+    } else {
+        Bytes::copy_from_slice(&b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_values_do_not_pin_request_buffers() {
+        let frame = Bytes::from(vec![7u8; 4096]);
+        let range = frame.as_ptr() as usize..frame.as_ptr() as usize + frame.len();
+        let mut server = Server::new();
+        let put = Op::put_any(frame.slice(0..4), frame.slice(4..20));
+        server.handle(Request {
+            id: 1,
+            session: None,
+            op: put,
+        });
+        let (v, _) = server.kv().get(&[7, 7, 7, 7]).expect("stored");
+        assert!(
+            !range.contains(&(v.as_ptr() as usize)),
+            "value shares the frame"
+        );
     }
 }

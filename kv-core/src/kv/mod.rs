@@ -16,6 +16,7 @@
 //! [`Kv`] implements [`StateMachine`] with commands = [`Op`] (Gets through the log are
 //! allowed, and read-only) and queries = keys (linearizable reads without the log).
 
+mod hash;
 mod store;
 
 use bytes::Bytes;
@@ -119,6 +120,35 @@ impl Op {
     }
 }
 
+/// An [`Op`] as decoded from the Raft log, borrowing the key and value from the entry
+/// (same bytes as `Op`, so the store copies only what it keeps).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub enum OpRef<'a> {
+    /// [`Op::Get`].
+    Get {
+        /// The key.
+        key: &'a [u8],
+    },
+    /// [`Op::Put`].
+    Put {
+        /// The key.
+        key: &'a [u8],
+        /// The new value.
+        value: &'a [u8],
+        /// The version the key must be at, or `None` to overwrite.
+        version: Option<u64>,
+    },
+    /// [`Op::Append`].
+    Append {
+        /// The key.
+        key: &'a [u8],
+        /// The suffix.
+        value: &'a [u8],
+        /// Return the value before the append.
+        return_old: bool,
+    },
+}
+
 /// What a successful operation returns.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum KvOutput {
@@ -171,3 +201,52 @@ pub enum KvError {
 
 /// The result of one operation.
 pub type KvResult = Result<KvOutput, KvError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn op_ref_decodes_the_bytes_of_op() {
+        let ops = [
+            Op::get("k"),
+            Op::put("key", "value", 7),
+            Op::put_any("", ""),
+            Op::append("a", "b"),
+            Op::append_return("a", vec![0u8, 255, 3]),
+        ];
+        for op in ops {
+            let bytes = postcard::to_allocvec(&op).unwrap();
+            let back: OpRef<'_> = postcard::from_bytes(&bytes).unwrap();
+            let same = match (&op, back) {
+                (Op::Get { key }, OpRef::Get { key: k }) => key[..] == *k,
+                (
+                    Op::Put {
+                        key,
+                        value,
+                        version,
+                    },
+                    OpRef::Put {
+                        key: k,
+                        value: v,
+                        version: n,
+                    },
+                ) => key[..] == *k && value[..] == *v && *version == n,
+                (
+                    Op::Append {
+                        key,
+                        value,
+                        return_old,
+                    },
+                    OpRef::Append {
+                        key: k,
+                        value: v,
+                        return_old: r,
+                    },
+                ) => key[..] == *k && value[..] == *v && *return_old == r,
+                _ => false,
+            };
+            assert!(same, "{op:?}");
+        }
+    }
+}

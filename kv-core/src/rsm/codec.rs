@@ -92,7 +92,7 @@ impl<'a> EntryReader<'a> {
     }
 
     /// The next command, `None` after the last. A malformed command ends the entry.
-    pub(crate) fn next<C: DeserializeOwned>(&mut self) -> Option<Result<Envelope<C>, DecodeError>> {
+    pub(crate) fn next<C: Deserialize<'a>>(&mut self) -> Option<Result<Envelope<C>, DecodeError>> {
         if self.remaining == 0 {
             return None;
         }

@@ -40,6 +40,7 @@
 //!
 //! impl StateMachine for Counter {
 //!     type Command = u64; // add this much
+//!     type Decoded<'a> = u64;
 //!     type Query = ();    // read the value
 //!     type Output = u64;  // the value after the command
 //!     fn apply(&mut self, add: u64) -> u64 {
@@ -95,8 +96,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 
 use bytes::Bytes;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 use stepwise_raft::{
     Action as RaftAction, Config, ConfigError, Entry, Index, Input as RaftInput, Message, Node,
@@ -115,16 +116,23 @@ use log_size::LogSize;
 /// on the state and the command: no clocks, no randomness, no iteration over hash maps with
 /// random seeds. Outputs are kept in the session table for retries and travel in snapshots,
 /// hence `Serialize`.
+///
+/// Commands are written to the log as [`StateMachine::Command`] and read back as
+/// [`StateMachine::Decoded`], which must decode from the same bytes (postcard) and may
+/// borrow from the entry, so a machine can apply without allocating copies it does not
+/// keep. Most machines simply use `type Decoded<'a> = Self::Command;`.
 pub trait StateMachine {
     /// A command that changes the state. Goes through the Raft log (postcard-encoded).
-    type Command: Serialize + DeserializeOwned;
+    type Command: Serialize;
+    /// A command as read back from the log, possibly borrowing from the entry's bytes.
+    type Decoded<'a>: Deserialize<'a>;
     /// A read-only query, answered from local state after a ReadIndex round.
     type Query;
     /// What a command or a query returns.
     type Output: Clone + Serialize + DeserializeOwned;
 
     /// Applies one committed command.
-    fn apply(&mut self, command: Self::Command) -> Self::Output;
+    fn apply(&mut self, command: Self::Decoded<'_>) -> Self::Output;
 
     /// Answers a read-only query.
     fn query(&self, query: &Self::Query) -> Self::Output;
@@ -711,7 +719,7 @@ impl<S: StateMachine, T> Rsm<S, T> {
             }
         };
         let mut k = 0;
-        while let Some(next) = reader.next::<S::Command>() {
+        while let Some(next) = reader.next::<S::Decoded<'_>>() {
             let Envelope { session, command } = match next {
                 Ok(env) => env,
                 Err(_) => {

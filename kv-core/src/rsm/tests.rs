@@ -24,6 +24,7 @@ enum Cmd {
 
 impl StateMachine for Counter {
     type Command = Cmd;
+    type Decoded<'a> = Cmd;
     type Query = ();
     type Output = u64;
 

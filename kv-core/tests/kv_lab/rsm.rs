@@ -34,6 +34,7 @@ struct Counter {
 
 impl StateMachine for Counter {
     type Command = Cmd;
+    type Decoded<'a> = Cmd;
     type Query = ();
     type Output = u64;
 

@@ -1,0 +1,85 @@
+//! A fast, deterministic hasher for the store's map (no process-random seed: cores take no
+//! OS randomness). Iteration order of the map never reaches any output: snapshots sort
+//! the keys first.
+
+use std::hash::{BuildHasher, Hasher};
+
+/// FxHash-style word mixing with a murmur3 finalizer, seeded.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct KeyHasher {
+    hash: u64,
+}
+
+const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl KeyHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(K);
+    }
+}
+
+impl Hasher for KeyHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.add(u64::from_le_bytes(c.try_into().expect("chunks of 8")));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut buf = [0u8; 8];
+            buf[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(buf));
+        }
+    }
+
+    #[inline]
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+
+    #[inline]
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        // murmur3's fmix64: every input bit affects every output bit.
+        let mut h = self.hash;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
+    }
+}
+
+/// Builds [`KeyHasher`]s from a seed.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct KeyHash {
+    seed: u64,
+}
+
+impl BuildHasher for KeyHash {
+    type Hasher = KeyHasher;
+
+    #[inline]
+    fn build_hasher(&self) -> KeyHasher {
+        KeyHasher { hash: self.seed }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_keys_hash_equal_and_distinct_keys_differ() {
+        let h = |b: &[u8]| KeyHash::default().hash_one(b);
+        assert_eq!(h(b"key-000000000001"), h(b"key-000000000001"));
+        assert_ne!(h(b"key-000000000001"), h(b"key-000000000002"));
+        assert_ne!(h(b""), h(b"\0"));
+    }
+}
