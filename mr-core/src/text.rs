@@ -65,6 +65,42 @@ fn decode_at(text: &[u8], at: usize) -> Option<(char, usize)> {
     Some((c, c.len_utf8()))
 }
 
+const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+const LOW_BITS: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+const ONES: u64 = 0x0101_0101_0101_0101;
+
+/// The high bit of each byte of `word` that is not an ASCII letter (SWAR: eight bytes in a
+/// few instructions). Folding case maps the letters onto `a..=z` (0x61..=0x7A) and nothing
+/// else there; adding 0x1F or 0x05 to a byte below 0x80 sets its high bit exactly when it is
+/// at least 0x61 or 0x7B, and cannot carry into the next byte.
+#[inline]
+fn non_letters(word: u64) -> u64 {
+    let folded = (word & LOW_BITS) | (0x20 * ONES);
+    let at_least_a = folded.wrapping_add(0x1f * ONES) & HIGH_BITS;
+    let past_z = folded.wrapping_add(0x05 * ONES) & HIGH_BITS;
+    let letters = at_least_a & !past_z & !(word & HIGH_BITS);
+    !letters & HIGH_BITS
+}
+
+/// The length of the run of ASCII letters at `text[start..]`.
+#[inline]
+fn ascii_letter_run(text: &[u8], start: usize) -> usize {
+    let mut i = start;
+    while let Some(chunk) = text.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let non = non_letters(u64::from_le_bytes(word));
+        if non != 0 {
+            return i - start + (non.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < text.len() && CLASS[usize::from(text[i])] == ASCII_LETTER {
+        i += 1;
+    }
+    i - start
+}
+
 /// Calls `f` with each word of `text`, in order: maximal runs of Unicode letters.
 ///
 /// `text` need not be valid UTF-8: an invalid byte separates words (as Go reads it as
@@ -101,9 +137,7 @@ pub fn for_each_word<'a>(text: &'a [u8], mut f: impl FnMut(&'a [u8])) {
         }
         let start = i;
         loop {
-            while i < n && CLASS[usize::from(text[i])] == ASCII_LETTER {
-                i += 1;
-            }
+            i += ascii_letter_run(text, i);
             if i < n
                 && CLASS[usize::from(text[i])] == MULTIBYTE
                 && let Some((c, len)) = decode_at(text, i)
@@ -172,6 +206,27 @@ mod tests {
             "surrogates are invalid"
         );
         assert_eq!(words(b"\xf0\x90\x80\x80z"), vec!["\u{10000}z".as_bytes()]);
+    }
+
+    #[test]
+    fn swar_letter_test_agrees_with_the_table_on_every_byte() {
+        for b in 0..=255u8 {
+            for at in 0..8 {
+                let mut word = [b'a'; 8];
+                word[at] = b;
+                let non = non_letters(u64::from_le_bytes(word));
+                let expected = if CLASS[usize::from(b)] == ASCII_LETTER {
+                    0
+                } else {
+                    0x80u64 << (8 * at)
+                };
+                assert_eq!(non, expected, "byte {b:#x} at {at}");
+            }
+        }
+        let text = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJ-xyz";
+        assert_eq!(ascii_letter_run(text, 0), 36);
+        assert_eq!(ascii_letter_run(text, 37), 3);
+        assert_eq!(ascii_letter_run(text, 36), 0);
     }
 
     #[test]
