@@ -359,3 +359,243 @@ fn kv_server_with_redis_cli_and_redis_benchmark() {
     // redis-benchmark's INCR really incremented: 300 increments of one key.
     assert_eq!(cli(p[2], &["GET", "counter:__rand_int__"]), "300");
 }
+
+// ---------------------------------------------------------------------------------------
+// Faults: SIGKILL of the leader and of followers (restarted from their data directories),
+// SIGSTOP/SIGCONT of a node, while clients record every operation; the history must be
+// linearizable (which includes: no acknowledged write is lost).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use stepwise_linearizability::models::{Kv, KvInput};
+use stepwise_linearizability::{CheckResult, SharedHistory, check};
+
+type KvHistory = SharedHistory<KvInput<String, String>, String>;
+
+impl Cluster {
+    fn pid(&self, i: usize) -> Option<u32> {
+        self.procs[i].as_ref().map(Child::id)
+    }
+
+    fn signal(&self, i: usize, sig: &str) {
+        let pid = self.pid(i).expect("running");
+        let status = Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    /// The leader as some running node reports it in INFO (1-based id), if any.
+    fn leader(&self) -> Option<usize> {
+        for i in 0..self.procs.len() {
+            if self.procs[i].is_none() {
+                continue;
+            }
+            let Ok(stream) = TcpStream::connect(("127.0.0.1", self.client_ports[i])) else {
+                continue;
+            };
+            stream
+                .set_read_timeout(Some(Duration::from_secs(2)))
+                .unwrap();
+            let mut c = Client {
+                stream,
+                input: BytesMut::new(),
+                decoder: ReplyDecoder::default(),
+            };
+            c.send(&["INFO"]);
+            if let Some(Reply::Bulk(info)) = c.recv() {
+                let info = String::from_utf8_lossy(&info).to_string();
+                let leader = info
+                    .lines()
+                    .find_map(|l| l.strip_prefix("stepwise_leader:"))
+                    .and_then(|l| l.trim().parse::<usize>().ok());
+                if let Some(l) = leader.filter(|l| *l > 0) {
+                    return Some(l);
+                }
+            }
+        }
+        None
+    }
+}
+
+/// One client thread: random GET/SET/APPEND on a few keys against node `start % 3`,
+/// moving to the next node when a connection breaks. An operation without a definite
+/// answer stays pending in the history, and the client continues under a new id.
+fn client_loop(
+    me: u64,
+    ports: Vec<u16>,
+    history: Arc<KvHistory>,
+    stop: Arc<AtomicBool>,
+) -> (u64, u64) {
+    let mut rng = oorandom::Rand64::new(u128::from(me) + 17);
+    let mut node = me as usize % ports.len();
+    let mut id = me * 1000;
+    let (mut ok, mut pending) = (0, 0);
+    let mut conn: Option<Client> = None;
+    let mut n = 0;
+    while !stop.load(Ordering::Relaxed) {
+        if conn.is_none() {
+            match TcpStream::connect(("127.0.0.1", ports[node])) {
+                Ok(stream) => {
+                    stream
+                        .set_read_timeout(Some(Duration::from_secs(5)))
+                        .unwrap();
+                    conn = Some(Client {
+                        stream,
+                        input: BytesMut::new(),
+                        decoder: ReplyDecoder::default(),
+                    });
+                }
+                Err(_) => {
+                    node = (node + 1) % ports.len();
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                }
+            }
+        }
+        let c = conn.as_mut().expect("connected above");
+        let key = format!("k{}", rng.rand_range(0..3));
+        n += 1;
+        let value = format!("{me}.{n};");
+        let (input, args): (_, Vec<String>) = match rng.rand_range(0..10) {
+            0..5 => (KvInput::get(key.clone()), vec!["GET".into(), key]),
+            5..7 => (
+                KvInput::put(key.clone(), value.clone()),
+                vec!["SET".into(), key, value],
+            ),
+            _ => (
+                KvInput::append(key.clone(), value.clone()),
+                vec!["APPEND".into(), key, value],
+            ),
+        };
+        let op = history.begin(id, input);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut out = BytesMut::new();
+        encode_request(&args, &mut out);
+        let reply = match c.stream.write_all(&out) {
+            Ok(()) => recv_or_none(c),
+            Err(_) => None,
+        };
+        let output = match reply {
+            Some(Reply::Bulk(v)) => Some(String::from_utf8_lossy(&v).to_string()),
+            Some(Reply::NullBulk) => Some(String::new()),
+            Some(Reply::SimpleString(_) | Reply::Integer(_)) => Some(String::new()),
+            Some(Reply::Error(e)) if e.starts_with(b"CLUSTERDOWN") => None,
+            Some(other) => panic!("unexpected reply {other:?}"),
+            None => {
+                conn = None;
+                node = (node + 1) % ports.len();
+                None
+            }
+        };
+        match output {
+            Some(out) => {
+                history.end(op, out).unwrap();
+                ok += 1;
+            }
+            None => {
+                // Pending: may or may not have taken effect. Continue as a new client.
+                pending += 1;
+                id += 1;
+            }
+        }
+    }
+    (ok, pending)
+}
+
+fn recv_or_none(c: &mut Client) -> Option<Reply> {
+    loop {
+        if let Ok(Some(reply)) = c.decoder.decode(&mut c.input) {
+            return Some(reply);
+        }
+        let mut buf = [0u8; 4096];
+        match c.stream.read(&mut buf) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => c.input.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+#[test]
+fn kv_server_faults_sigkill_sigstop_history_is_linearizable() {
+    let mut cluster = Cluster::start(3);
+    assert_eq!(
+        cluster.client(0).call_ready(&["SET", "k0", ""]),
+        Reply::ok()
+    );
+    let history = Arc::new(KvHistory::new());
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..4u64)
+        .map(|me| {
+            let (ports, history, stop) = (
+                cluster.client_ports.clone(),
+                Arc::clone(&history),
+                Arc::clone(&stop),
+            );
+            std::thread::spawn(move || client_loop(me + 1, ports, history, stop))
+        })
+        .collect();
+    let pause = |ms| std::thread::sleep(Duration::from_millis(ms));
+    let mut faults = Vec::new();
+    for round in 0..2 {
+        // The leader dies (SIGKILL) and comes back from its data directory.
+        pause(700);
+        let leader = cluster.leader().map_or(round % 3, |l| l - 1);
+        cluster.kill(leader);
+        faults.push(format!("SIGKILL leader {}", leader + 1));
+        pause(1200);
+        cluster.spawn(leader);
+        // A follower dies and comes back.
+        pause(700);
+        let follower = match cluster.leader() {
+            Some(l) => l % 3, // the node after the leader (0-based)
+            None => (round + 1) % 3,
+        };
+        cluster.kill(follower);
+        faults.push(format!("SIGKILL node {}", follower + 1));
+        pause(800);
+        cluster.spawn(follower);
+        // A node freezes (a partition from everyone's view) and resumes.
+        pause(700);
+        let frozen = cluster.leader().map_or(2, |l| l - 1);
+        cluster.signal(frozen, "-STOP");
+        faults.push(format!("SIGSTOP node {}", frozen + 1));
+        pause(1500);
+        cluster.signal(frozen, "-CONT");
+    }
+    pause(1500);
+    stop.store(true, Ordering::Relaxed);
+    let mut totals = (0, 0);
+    for c in clients {
+        let (ok, pending) = c.join().expect("client thread");
+        totals.0 += ok;
+        totals.1 += pending;
+    }
+    // Final reads through every node, recorded too: acknowledged writes are all there.
+    for i in 0..3 {
+        let mut c = cluster.client(i);
+        for k in 0..3 {
+            let key = format!("k{k}");
+            let op = history.begin(900 + i as u64, KvInput::get(key.clone()));
+            match c.call_ready(&["GET", &key]) {
+                Reply::Bulk(v) => history.end(op, String::from_utf8_lossy(&v).into()).unwrap(),
+                Reply::NullBulk => history.end(op, String::new()).unwrap(),
+                other => panic!("final read: {other:?}"),
+            }
+        }
+    }
+    eprintln!(
+        "faults: {faults:?}; {} completed and {} pending operations",
+        totals.0, totals.1
+    );
+    assert!(totals.0 > 50, "clients made progress: {totals:?}");
+    let history = Arc::try_unwrap(history).ok().unwrap().into_history();
+    let result = check(&Kv::new(), &history, Some(Duration::from_secs(20)));
+    match result {
+        CheckResult::Ok => {}
+        CheckResult::Unknown => eprintln!("NOTE: linearizability check timed out (inconclusive)"),
+        other => panic!("not linearizable: {other:?}"),
+    }
+}

@@ -160,12 +160,21 @@ impl Conn<'_> {
                     _ => Ok(Reply::ok()),
                 }
             }
-            b"INFO" => Ok(Reply::bulk(format!(
-                "# Server\r\nredis_version:7.0.0\r\nredis_mode:standalone\r\n\
-                 stepwise_node_id:{}\r\nstepwise_client_addr:{}\r\n\
-                 # Keyspace\r\n",
-                self.shared.opts.id, self.shared.opts.client
-            ))),
+            b"INFO" => {
+                let leader = self.shared.leader();
+                let role = if leader == self.shared.opts.id {
+                    "master"
+                } else {
+                    "slave"
+                };
+                Ok(Reply::bulk(format!(
+                    "# Server\r\nredis_version:7.0.0\r\nredis_mode:standalone\r\n\
+                     # Replication\r\nrole:{role}\r\n\
+                     # Stepwise\r\nstepwise_node_id:{}\r\nstepwise_leader:{leader}\r\n\
+                     stepwise_client_addr:{}\r\n",
+                    self.shared.opts.id, self.shared.opts.client
+                )))
+            }
             b"GET" => {
                 arity(2)?;
                 let r = self.read(&args[1]).await?;

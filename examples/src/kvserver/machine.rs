@@ -2,6 +2,7 @@
 //! the [`Router`] that hands each reply to the task waiting for it.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use stepwise_host::{HostAction, HostInput, Machine};
@@ -15,6 +16,7 @@ use tokio::sync::oneshot;
 pub struct KvMachine {
     replica: Replica,
     buf: Vec<Action>,
+    leader: Arc<AtomicU64>,
 }
 
 impl KvMachine {
@@ -23,7 +25,14 @@ impl KvMachine {
         KvMachine {
             replica,
             buf: Vec::new(),
+            leader: Arc::default(),
         }
+    }
+
+    /// The leader this replica knows of (0: none), updated after every step; for
+    /// monitoring (`INFO`).
+    pub fn leader_hint(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.leader)
     }
 
     /// The replica inside.
@@ -57,6 +66,8 @@ impl Machine for KvMachine {
             HostInput::Request((from, request)) => Input::Request { from, request },
         };
         self.replica.step_into(input, &mut self.buf);
+        let leader = self.replica.rsm().leader().unwrap_or(0);
+        self.leader.store(leader, Ordering::Relaxed);
         out.extend(self.buf.drain(..).map(|action| match action {
             Action::Persist(a) => HostAction::Persist(a),
             Action::Send { to, msg } => HostAction::Send { to, msg },

@@ -100,6 +100,7 @@ pub struct Shared {
     /// Makes this process's session client ids unique (different after a restart).
     boot: u64,
     next_client: AtomicU64,
+    leader: Arc<AtomicU64>,
 }
 
 /// The outcome of one operation as seen by a client connection.
@@ -111,6 +112,11 @@ pub type Outcome = Result<KvResult, Unavailable>;
 pub struct Unavailable;
 
 impl Shared {
+    /// The leader this node knows of (0: none yet).
+    pub fn leader(&self) -> NodeId {
+        self.leader.load(Ordering::Relaxed)
+    }
+
     /// A fresh session client id, unique across the cluster's lifetime with high
     /// probability.
     pub fn new_client(&self) -> u64 {
@@ -309,20 +315,16 @@ pub async fn start_node(opts: NodeOptions) -> anyhow::Result<RunningNode> {
         }
     };
     let node_config = NodeConfig::new(opts.cluster_id(), id, opts.peers.clone());
-    let node = stepwise_tokio::start(
-        node_config,
-        listener,
-        KvMachine::new(replica),
-        storage,
-        events,
-    )
-    .await?;
+    let machine = KvMachine::new(replica);
+    let leader = machine.leader_hint();
+    let node = stepwise_tokio::start(node_config, listener, machine, storage, events).await?;
     let shared = Arc::new(Shared {
         submitter: node.submitter(),
         router,
         next_tag: AtomicU64::new(1),
         boot,
         next_client: AtomicU64::new(1),
+        leader,
         opts,
     });
     let clients = tokio::spawn(accept_clients(client_listener, Arc::clone(&shared)));
