@@ -320,6 +320,7 @@ impl Ctrler {
 
 impl StateMachine for Ctrler {
     type Command = CtrlCommand;
+    type Decoded<'a> = Self::Command;
     type Query = CtrlRead;
     type Output = CtrlResult;
 

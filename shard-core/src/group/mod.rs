@@ -417,6 +417,7 @@ struct StoredGroup {
 
 impl StateMachine for ShardGroup {
     type Command = GroupCmd;
+    type Decoded<'a> = Self::Command;
     type Query = GroupQuery;
     type Output = GroupOutput;
 
