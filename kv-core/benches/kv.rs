@@ -31,6 +31,14 @@ const CLIENT_BASE: u64 = 1000;
 const KEYS: usize = 10_000;
 const KEY_LEN: usize = 16;
 const VALUE_LEN: usize = 128;
+/// Snapshot threshold: `KV_BENCH_MAX_RAFT_STATE` bytes, default 4 MiB.
+fn max_raft_state() -> usize {
+    std::env::var("KV_BENCH_MAX_RAFT_STATE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4 << 20)
+}
+
 /// Wall time per tick, as the Raft defaults assume.
 const TICK: Duration = Duration::from_millis(10);
 
@@ -70,6 +78,11 @@ struct Bench {
     latencies: Vec<u32>,
     completed: u64,
     recording: bool,
+    /// With `KV_BENCH_OPS`: stop after this many operations (for instruction counting
+    /// under callgrind) instead of after a time.
+    stop_after: Option<u64>,
+    /// Operations completed before recording started.
+    warmup_done: u64,
     replica_out: Vec<replica::Action>,
     clerk_out: Vec<clerk::Action>,
 }
@@ -81,7 +94,7 @@ impl Bench {
             .iter()
             .map(|&id| {
                 let cfg = RsmConfig::new(Config::new(id, ids.clone()).with_seed(id + 1))
-                    .with_max_raft_state(Some(64 << 20));
+                    .with_max_raft_state(Some(max_raft_state()));
                 Replica::new(cfg).expect("valid config")
             })
             .collect();
@@ -110,6 +123,10 @@ impl Bench {
             latencies: Vec::new(),
             completed: 0,
             recording: false,
+            warmup_done: 0,
+            stop_after: std::env::var("KV_BENCH_OPS")
+                .ok()
+                .and_then(|s| s.parse().ok()),
             replica_out: Vec::new(),
             clerk_out: Vec::new(),
         }
@@ -119,8 +136,8 @@ impl Bench {
         let r = self.rng.next();
         let key = self.keys[(r % KEYS as u64) as usize].clone();
         let put = match self.mix {
-            Mix::PutHeavy => (r >> 32) % 10 != 0,
-            Mix::GetHeavy => (r >> 32) % 10 == 0,
+            Mix::PutHeavy => !(r >> 32).is_multiple_of(10),
+            Mix::GetHeavy => (r >> 32).is_multiple_of(10),
         };
         if put {
             let value = self.values[((r >> 40) % 16) as usize].clone();
@@ -169,6 +186,9 @@ impl Bench {
                         result.is_ok() || result == Err(KvError::NoKey),
                         "{result:?}"
                     );
+                    if !self.recording {
+                        self.warmup_done += 1;
+                    }
                     if self.recording {
                         let ns = self.started[c].elapsed().as_nanos();
                         self.latencies.push(u32::try_from(ns).unwrap_or(u32::MAX));
@@ -234,8 +254,24 @@ impl Bench {
                 self.tick();
                 next_tick += TICK;
             }
+            if let Some(n) = self.stop_after
+                && self.completed >= n
+            {
+                let t0 = measuring_since.unwrap_or(start);
+                let secs = (now - t0).as_secs_f64();
+                return (
+                    self.completed as f64 / secs,
+                    None,
+                    std::mem::take(&mut self.latencies),
+                );
+            }
+            let warm = match self.stop_after {
+                // Count-based: warm up with a tenth of the operations.
+                Some(n) => self.warmup_done >= n / 10,
+                None => now - start >= warmup,
+            };
             match measuring_since {
-                None if now - start >= warmup => {
+                None if warm => {
                     self.recording = true;
                     measuring_since = Some(now);
                     cpu0 = thread_cpu_secs();

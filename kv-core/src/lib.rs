@@ -121,6 +121,7 @@
 #![forbid(unsafe_code)]
 
 pub mod clerk;
+mod hash;
 pub mod kv;
 pub mod lock;
 pub mod message;

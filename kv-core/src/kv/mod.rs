@@ -16,7 +16,6 @@
 //! [`Kv`] implements [`StateMachine`] with commands = [`Op`] (Gets through the log are
 //! allowed, and read-only) and queries = keys (linearizable reads without the log).
 
-mod hash;
 mod store;
 
 use bytes::Bytes;

@@ -3,8 +3,9 @@
 use std::collections::HashMap;
 
 use bytes::{Bytes, BytesMut};
+use smallvec::SmallVec;
 
-use super::hash::KeyHash;
+use crate::hash::KeyHash;
 use serde::{Deserialize, Serialize};
 
 use super::{KvError, KvOutput, KvResult, Op, OpRef};
@@ -31,8 +32,12 @@ struct Slot {
 /// exact copies.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Kv {
-    map: HashMap<Bytes, Slot, KeyHash>,
+    map: HashMap<Key, Slot, KeyHash>,
 }
+
+/// A key as stored: up to 24 bytes inline (no pointer to chase on lookups), longer ones
+/// on the heap. Hashes and compares as its bytes.
+type Key = SmallVec<[u8; 24]>;
 
 impl Kv {
     /// An empty store.
@@ -117,7 +122,7 @@ impl Kv {
                     value: value.into_bytes(),
                     version: 1,
                 };
-                self.map.insert(key.into_bytes(), slot);
+                self.map.insert(Key::from_slice(key.as_ref()), slot);
                 Ok(KvOutput::Written { version: 1 })
             }
             Some(_) => Err(KvError::NoKey),
@@ -127,7 +132,7 @@ impl Kv {
     fn append(&mut self, key: impl Stored, value: impl Stored, return_old: bool) -> KvResult {
         let slot = match self.map.get_mut(key.as_ref()) {
             Some(slot) => slot,
-            None => self.map.entry(key.into_bytes()).or_default(),
+            None => self.map.entry(Key::from_slice(key.as_ref())).or_default(),
         };
         let old = std::mem::take(&mut slot.value);
         let suffix = value.as_ref();
@@ -151,6 +156,15 @@ impl Kv {
     /// Approximate heap bytes held by keys and values (not counting map overhead).
     pub fn payload_bytes(&self) -> usize {
         self.map.iter().map(|(k, s)| k.len() + s.value.len()).sum()
+    }
+}
+
+/// Serializes a byte slice as bytes (not as a sequence of numbers).
+struct AsBytes<'a>(&'a [u8]);
+
+impl Serialize for AsBytes<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
     }
 }
 
@@ -194,10 +208,10 @@ impl StateMachine for Kv {
         let mut buf = std::mem::take(out);
         // Invariant: plain data serializes into a Vec without failing.
         buf = postcard::to_extend(&(self.map.len() as u64), buf).expect("u64 serializes");
-        let mut sorted: Vec<(&Bytes, &Slot)> = self.map.iter().collect();
+        let mut sorted: Vec<(&Key, &Slot)> = self.map.iter().collect();
         sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
         for (key, slot) in sorted {
-            buf = postcard::to_extend(&(key, &slot.value, slot.version), buf)
+            buf = postcard::to_extend(&(AsBytes(key), &slot.value, slot.version), buf)
                 .expect("bytes serialize");
         }
         *out = buf;
@@ -215,10 +229,13 @@ impl StateMachine for Kv {
             KeyHash::default(),
         );
         for _ in 0..count {
-            let ((key, value, version), r) = postcard::take_from_bytes::<(Bytes, Bytes, u64)>(rest)
+            let ((key, value, version), r) = postcard::take_from_bytes::<(&[u8], Bytes, u64)>(rest)
                 .map_err(|e| e.to_string())?;
             rest = r;
-            if map.insert(key, Slot { value, version }).is_some() {
+            if map
+                .insert(Key::from_slice(key), Slot { value, version })
+                .is_some()
+            {
                 return Err("a key appears twice in the kv snapshot".into());
             }
         }

@@ -91,8 +91,9 @@
 mod codec;
 mod log_size;
 mod session;
+mod waiting;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 
 use bytes::Bytes;
@@ -109,6 +110,7 @@ pub use session::{Seen, Session, SessionEntry, Sessions};
 
 use codec::{EntryReader, Envelope, decode_snapshot, encode_entry, encode_snapshot};
 use log_size::LogSize;
+use waiting::Waiting;
 
 /// A deterministic state machine to replicate.
 ///
@@ -331,10 +333,9 @@ pub struct Rsm<S: StateMachine, T = u64> {
     /// The tags of the proposal being handed to Raft in this step.
     proposing: SmallVec<[Option<T>; 1]>,
     /// Queries waiting for ReadIndex confirmation, by ReadIndex context.
-    reads: BTreeMap<u64, (T, S::Query)>,
+    reads: Waiting<(T, S::Query)>,
     /// Confirmed queries waiting for `applied` to reach their read index, by index.
     ready_reads: VecDeque<(Index, T, S::Query)>,
-    next_ctx: u64,
     halted: Option<String>,
     stats: RsmStats,
     /// Reused buffer for the Raft node's actions.
@@ -393,9 +394,8 @@ impl<S: StateMachine, T> Rsm<S, T> {
             applied,
             pending: VecDeque::new(),
             proposing: SmallVec::new(),
-            reads: BTreeMap::new(),
+            reads: Waiting::default(),
             ready_reads: VecDeque::new(),
-            next_ctx: 0,
             halted: None,
             stats: RsmStats::default(),
             raft_out: Vec::new(),
@@ -494,9 +494,7 @@ impl<S: StateMachine, T> Rsm<S, T> {
                 self.submit(subs.into_iter(), n, out);
             }
             Input::Query { tag, query } => {
-                let ctx = self.next_ctx;
-                self.next_ctx += 1;
-                self.reads.insert(ctx, (tag, query));
+                let ctx = self.reads.push((tag, query));
                 self.raft_step(RaftInput::ReadIndex { ctx }, out);
             }
         }
@@ -634,7 +632,7 @@ impl<S: StateMachine, T> Rsm<S, T> {
                 }
             }
             RaftAction::ReadReady { ctx, index } => {
-                if let Some((tag, query)) = self.reads.remove(&ctx) {
+                if let Some((tag, query)) = self.reads.take(ctx) {
                     if index <= self.applied {
                         let result = Ok(self.sm.query(&query));
                         out.push(Action::Reply { tag, result });
@@ -645,7 +643,7 @@ impl<S: StateMachine, T> Rsm<S, T> {
                 }
             }
             RaftAction::ReadFailed { ctx, leader } => {
-                if let Some((tag, _)) = self.reads.remove(&ctx) {
+                if let Some((tag, _)) = self.reads.take(ctx) {
                     out.push(Action::Reply {
                         tag,
                         result: Err(SubmitError::NotLeader { leader }),
@@ -805,7 +803,7 @@ impl<S: StateMachine, T> Rsm<S, T> {
                 for p in std::mem::take(&mut self.pending) {
                     fail_tags(p.tags, None, out);
                 }
-                for (_, (tag, _)) in std::mem::take(&mut self.reads) {
+                for (tag, _) in self.reads.drain().collect::<Vec<_>>() {
                     out.push(Action::Reply {
                         tag,
                         result: Err(SubmitError::NotLeader { leader: None }),

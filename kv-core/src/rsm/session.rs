@@ -6,9 +6,11 @@
 //! again. The table is part of the replicated state: every replica builds the same one by
 //! applying the same log, and it travels inside snapshots.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::hash::KeyHash;
 
 /// Tags a command for exactly-once execution: the client's id and the command's number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -41,16 +43,39 @@ pub struct SessionEntry<O> {
 }
 
 /// The session table: client id -> last executed command and its output.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Serialized as the list of `(client, entry)` sorted by client, so equal tables give
+/// equal bytes on every replica.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Sessions<O> {
-    clients: BTreeMap<u64, SessionEntry<O>>,
+    clients: HashMap<u64, SessionEntry<O>, KeyHash>,
 }
 
 impl<O> Default for Sessions<O> {
     fn default() -> Self {
         Sessions {
-            clients: BTreeMap::new(),
+            clients: HashMap::default(),
         }
+    }
+}
+
+impl<O: Serialize> Serialize for Sessions<O> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut sorted: Vec<(&u64, &SessionEntry<O>)> = self.clients.iter().collect();
+        sorted.sort_unstable_by_key(|e| *e.0);
+        s.collect_seq(sorted)
+    }
+}
+
+impl<'de, O: Deserialize<'de>> Deserialize<'de> for Sessions<O> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let list: Vec<(u64, SessionEntry<O>)> = Vec::deserialize(d)?;
+        let n = list.len();
+        let clients: HashMap<u64, SessionEntry<O>, KeyHash> = list.into_iter().collect();
+        if clients.len() != n {
+            return Err(serde::de::Error::custom("a client appears twice"));
+        }
+        Ok(Sessions { clients })
     }
 }
 
@@ -125,5 +150,34 @@ mod tests {
         assert_eq!(t.check(s(1, 2)), Seen::Done(&"two"));
         assert_eq!(t.len(), 1);
         assert_eq!(t.get(1).map(|e| e.seq), Some(2));
+    }
+
+    #[test]
+    fn serialization_is_sorted_and_round_trips() {
+        let (mut a, mut b): (Sessions<u8>, Sessions<u8>) = (Sessions::new(), Sessions::new());
+        for c in 0..50 {
+            a.record(s(c, 1), c as u8);
+            b.record(s(49 - c, 1), (49 - c) as u8);
+        }
+        let (ea, eb) = (
+            postcard::to_allocvec(&a).unwrap(),
+            postcard::to_allocvec(&b).unwrap(),
+        );
+        assert_eq!(ea, eb);
+        let back: Sessions<u8> = postcard::from_bytes(&ea).unwrap();
+        assert_eq!(back, a);
+        // A client twice is refused.
+        let dup = postcard::to_allocvec(&vec![
+            (
+                1u64,
+                SessionEntry {
+                    seq: 1,
+                    output: 0u8
+                }
+            );
+            2
+        ])
+        .unwrap();
+        assert!(postcard::from_bytes::<Sessions<u8>>(&dup).is_err());
     }
 }

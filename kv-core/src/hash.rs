@@ -1,6 +1,6 @@
-//! A fast, deterministic hasher for the store's map (no process-random seed: cores take no
-//! OS randomness). Iteration order of the map never reaches any output: snapshots sort
-//! the keys first.
+//! A fast, deterministic hasher for the store's and the session table's maps (no
+//! process-random seed: cores take no OS randomness). Iteration order of these maps never
+//! reaches any output: snapshots sort the keys first.
 
 use std::hash::{BuildHasher, Hasher};
 
