@@ -242,6 +242,25 @@ fn kv_server_commands_forwarding_errors_and_pipelining() {
         assert_eq!(c2.recv(), Some(Reply::ok()));
         assert_eq!(c2.recv(), Some(bulk(&i.to_string())));
     }
+    // A pipelined run of writes (one log entry on the leader, forwarded one by one from
+    // a follower), on every node: replies in order, effects in order.
+    for (i, c) in [&mut c1, &mut c2, &mut c3].into_iter().enumerate() {
+        let key = format!("run{i}");
+        let mut out = BytesMut::new();
+        let mut want = String::new();
+        for j in 0..50 {
+            encode_request(&["APPEND", &key, &format!("{j};")], &mut out);
+            encode_request(&["SET", &format!("{key}.{j}"), "v"], &mut out);
+        }
+        encode_request(&["GET", &key], &mut out);
+        c.stream.write_all(&out).unwrap();
+        for j in 0..50 {
+            want.push_str(&format!("{j};"));
+            assert_eq!(c.recv(), Some(Reply::integer(want.len() as i64)));
+            assert_eq!(c.recv(), Some(Reply::ok()));
+        }
+        assert_eq!(c.recv(), Some(bulk(&want)));
+    }
     // Malformed protocol closes that connection only.
     let mut bad = cluster.client(0);
     bad.stream.write_all(b"*1\r\n$-3\r\n").unwrap();

@@ -42,23 +42,42 @@ pub async fn serve(shared: &Shared, mut stream: TcpStream) -> std::io::Result<()
             return Ok(());
         }
         // Everything pipelined so far is executed in order, answered in one write.
+        let mut requests = Vec::new();
+        let mut broken = None;
         loop {
             match decoder.decode(&mut input) {
-                Ok(Some(request)) => {
-                    let quit = request.is("QUIT");
-                    conn.command(&request).await.encode(&mut output);
-                    if quit {
-                        stream.write_all(&output).await?;
-                        return Ok(());
-                    }
-                }
+                Ok(Some(request)) => requests.push(request),
                 Ok(None) => break,
                 Err(error) => {
-                    error.to_reply().encode(&mut output);
-                    stream.write_all(&output).await?;
-                    return Ok(());
+                    broken = Some(error);
+                    break;
                 }
             }
+        }
+        let mut i = 0;
+        while i < requests.len() {
+            // A run of plain writes becomes one log entry.
+            let run = requests[i..]
+                .iter()
+                .take_while(|r| conn.batchable(r))
+                .count();
+            if run >= 2 {
+                conn.write_run(&requests[i..i + run], &mut output).await;
+                i += run;
+                continue;
+            }
+            let request = &requests[i];
+            i += 1;
+            conn.command(request).await.encode(&mut output);
+            if request.is("QUIT") {
+                stream.write_all(&output).await?;
+                return Ok(());
+            }
+        }
+        if let Some(error) = broken {
+            error.to_reply().encode(&mut output);
+            stream.write_all(&output).await?;
+            return Ok(());
         }
         if !output.is_empty() {
             stream.write_all(&output).await?;
@@ -122,6 +141,45 @@ impl Conn<'_> {
             Err(Reply::error("ERR value too large"))
         } else {
             Ok(())
+        }
+    }
+
+    /// A `SET k v` or `APPEND k v` within the limits: it can share a log entry.
+    fn batchable(&self, r: &Request) -> bool {
+        r.args.len() == 3
+            && (r.is("SET") || r.is("APPEND"))
+            && r.args[1].len() <= self.shared.opts.max_key
+            && r.args[2].len() <= self.shared.opts.max_value
+    }
+
+    /// Runs consecutive batchable writes as one log entry and encodes their replies.
+    async fn write_run(&mut self, run: &[Request], output: &mut BytesMut) {
+        let mut ops = Vec::with_capacity(run.len());
+        for r in run {
+            let (key, value) = (r.args[1].clone(), r.args[2].clone());
+            let op = if r.is("SET") {
+                Op::put_any(key, value)
+            } else {
+                Op::append_return(key, value)
+            };
+            self.seq += 1;
+            let session = Session {
+                client: self.client,
+                seq: self.seq,
+            };
+            ops.push((op, Some(session)));
+        }
+        let outcomes = self.shared.execute_batch(ops, &mut self.fwd).await;
+        for (r, outcome) in run.iter().zip(outcomes) {
+            let reply = match outcome {
+                Ok(Ok(KvOutput::Appended { old, .. })) => {
+                    Reply::integer((old.len() + r.args[2].len()) as i64)
+                }
+                Ok(Ok(_)) => Reply::ok(),
+                Ok(Err(e)) => kv_error(e),
+                Err(_) => unavailable(),
+            };
+            reply.encode(output);
         }
     }
 

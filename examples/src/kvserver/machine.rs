@@ -10,8 +10,8 @@ use stepwise_kv::replica::{Action, Input, Replica};
 use stepwise_kv::{KvResult, Reply, Request};
 use tokio::sync::oneshot;
 
-/// A [`Replica`] hosted by a runtime. Requests are `(tag, request)`: the reply event
-/// carries the tag back.
+/// A [`Replica`] hosted by a runtime. Each request carries a tag the reply event
+/// carries back.
 #[derive(Debug)]
 pub struct KvMachine {
     replica: Replica,
@@ -55,15 +55,26 @@ pub enum KvEvent {
     Halted(String),
 }
 
+/// What clients submit to a [`KvMachine`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KvRequest {
+    /// One request, answered with `tag`.
+    One(u64, Request),
+    /// Requests that arrived together (a client's pipeline): their writes share one log
+    /// entry, each is answered with its own tag.
+    Batch(Vec<(u64, Request)>),
+}
+
 impl Machine for KvMachine {
-    type Request = (u64, Request);
+    type Request = KvRequest;
     type Event = KvEvent;
 
-    fn step(&mut self, input: HostInput<(u64, Request)>, out: &mut Vec<HostAction<KvEvent>>) {
+    fn step(&mut self, input: HostInput<KvRequest>, out: &mut Vec<HostAction<KvEvent>>) {
         let input = match input {
             HostInput::Tick => Input::Tick,
             HostInput::Receive { from, msg } => Input::Receive { from, msg },
-            HostInput::Request((from, request)) => Input::Request { from, request },
+            HostInput::Request(KvRequest::One(from, request)) => Input::Request { from, request },
+            HostInput::Request(KvRequest::Batch(requests)) => Input::Requests(requests),
         };
         self.replica.step_into(input, &mut self.buf);
         let leader = self.replica.rsm().leader().unwrap_or(0);
@@ -138,7 +149,7 @@ mod tests {
             session: None,
             op: Op::put_any("k", "v"),
         };
-        m.step(HostInput::Request((77, request)), &mut out);
+        m.step(HostInput::Request(KvRequest::One(77, request)), &mut out);
         let reply = out.iter().find_map(|a| match a {
             HostAction::Event(KvEvent::Reply { to, reply }) => Some((*to, reply.clone())),
             _ => None,

@@ -47,15 +47,16 @@
 //!   can grow a value past `--max-value`. `--max-connections`: beyond it, a new
 //!   connection gets `-ERR max number of clients reached` and is closed.
 //! * **Pipelining**: every request already received on a connection is executed in
-//!   order and answered in one write. Requests of all connections that reach the node
-//!   together are stepped as one batch with one log sync (group commit); each write is
-//!   its own log entry.
+//!   order and answered in one write. A run of consecutive pipelined `SET`/`APPEND`s is
+//!   proposed as **one** log entry (one Raft round, each write still exactly-once through
+//!   its session). Requests of all connections that reach the node together are stepped
+//!   as one batch with one log sync (group commit).
 pub mod conn;
 pub mod forward;
 pub mod machine;
 pub mod node;
 
-pub use machine::{KvEvent, KvMachine, Router};
+pub use machine::{KvEvent, KvMachine, KvRequest, Router};
 pub use node::{NodeOptions, RunningNode, start_node};
 
 use std::collections::BTreeMap;

@@ -23,7 +23,7 @@ use tokio::time::Instant;
 
 use super::conn;
 use super::forward;
-use super::machine::{KvEvent, KvMachine, Router};
+use super::machine::{KvEvent, KvMachine, KvRequest, Router};
 
 /// How one node runs. Build with [`NodeOptions::new`] and adjust the fields.
 #[derive(Clone, Debug)]
@@ -94,7 +94,7 @@ impl NodeOptions {
 pub struct Shared {
     /// The options the node runs with.
     pub opts: NodeOptions,
-    submitter: Submitter<(u64, Request)>,
+    submitter: Submitter<KvRequest>,
     router: Router,
     next_tag: AtomicU64,
     /// Makes this process's session client ids unique (different after a restart).
@@ -135,7 +135,10 @@ impl Shared {
             session,
             op,
         };
-        let submitted = tokio::time::timeout_at(deadline, self.submitter.submit((tag, request)));
+        let submitted = tokio::time::timeout_at(
+            deadline,
+            self.submitter.submit(KvRequest::One(tag, request)),
+        );
         if !matches!(submitted.await, Ok(Ok(()))) {
             self.router.forget(tag);
             return Err(Unavailable);
@@ -147,6 +150,56 @@ impl Shared {
                 Err(Unavailable)
             }
         }
+    }
+}
+
+impl Shared {
+    /// Runs writes (a client's pipelined run, in order) as one log entry if this node
+    /// leads; any that gets "wrong leader" is then run on its own through
+    /// [`execute`](Shared::execute), in order, with the same session (so it applies at
+    /// most once). One outcome per operation, in order.
+    pub async fn execute_batch(
+        &self,
+        ops: Vec<(Op, Option<Session>)>,
+        fwd: &mut Option<Forwarder>,
+    ) -> Vec<Outcome> {
+        let deadline = Instant::now() + self.opts.timeout;
+        let first = self.next_tag.fetch_add(ops.len() as u64, Ordering::Relaxed);
+        let mut waits = Vec::with_capacity(ops.len());
+        let mut requests = Vec::with_capacity(ops.len());
+        for (i, (op, session)) in ops.iter().enumerate() {
+            let tag = first + i as u64;
+            waits.push((tag, self.router.register(tag)));
+            let request = Request {
+                id: tag,
+                session: *session,
+                op: op.clone(),
+            };
+            requests.push((tag, request));
+        }
+        let submitted =
+            tokio::time::timeout_at(deadline, self.submitter.submit(KvRequest::Batch(requests)));
+        let submitted = matches!(submitted.await, Ok(Ok(())));
+        let mut out = Vec::with_capacity(ops.len());
+        for ((tag, rx), (op, session)) in waits.into_iter().zip(ops) {
+            let result = if submitted {
+                tokio::time::timeout_at(deadline, rx)
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+            } else {
+                None
+            };
+            out.push(match result {
+                Some(Err(KvError::WrongLeader { .. })) => self.execute(op, session, fwd).await,
+                Some(result) => Ok(result),
+                None => {
+                    self.router.forget(tag);
+                    Err(Unavailable)
+                }
+            });
+        }
+        out
     }
 }
 
