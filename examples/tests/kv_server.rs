@@ -618,3 +618,75 @@ fn kv_server_faults_sigkill_sigstop_history_is_linearizable() {
         other => panic!("not linearizable: {other:?}"),
     }
 }
+
+/// Three consecutive free ports, twice (node-to-node and client), for kv-cluster.
+fn consecutive_ports() -> (u16, u16) {
+    let mut rng = oorandom::Rand32::new(u64::from(std::process::id()));
+    let mut found = Vec::new();
+    for _ in 0..1000 {
+        let base = rng.rand_range(20_000..60_000) as u16;
+        let held: Vec<_> = (0..3)
+            .map_while(|i| TcpListener::bind(("127.0.0.1", base + i)).ok())
+            .collect();
+        if held.len() == 3 && found.iter().all(|b: &u16| b.abs_diff(base) >= 3) {
+            found.push(base);
+            if found.len() == 2 {
+                return (found[0], found[1]);
+            }
+        }
+    }
+    panic!("no free consecutive ports");
+}
+
+#[test]
+fn kv_server_cluster_binary_serves_and_stops_cleanly_on_sigint() {
+    let (raft, client) = consecutive_ports();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kv-cluster"))
+        .args(["--raft-port", &raft.to_string()])
+        .args(["--client-port", &client.to_string()])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .arg("--no-sync")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("kv-cluster starts");
+    let mut c = Client::connect(client + 2);
+    assert_eq!(c.call_ready(&["SET", "a", "1"]), Reply::ok());
+    let mut c = Client::connect(client);
+    assert_eq!(c.call_ready(&["GET", "a"]), bulk("1"));
+    drop(c);
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "kv-cluster did not stop on SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    assert!(
+        stdout.contains(&format!("redis-cli -p {client}")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("kv-cluster: stopped"), "{stdout}");
+    for id in 1..=3 {
+        assert!(dir.path().join(id.to_string()).is_dir());
+    }
+}
