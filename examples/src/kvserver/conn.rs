@@ -340,7 +340,8 @@ impl Conn<'_> {
     /// DEL of one key: read it, and if present overwrite it with the empty value at the
     /// version read (a compare-and-set; retried if a write intervened).
     async fn delete(&mut self, key: &Bytes) -> Result<i64, Reply> {
-        loop {
+        let deadline = tokio::time::Instant::now() + self.shared.opts.timeout;
+        while tokio::time::Instant::now() < deadline {
             let r = self.read(key).await?;
             let Some((_, version)) = present(&r) else {
                 return Ok(0);
@@ -352,12 +353,15 @@ impl Conn<'_> {
                 Err(_) => return Err(unavailable()),
             }
         }
+        // Lost every compare-and-set race until the deadline.
+        Err(unavailable())
     }
 
     /// INCR: read, add one, write back at the version read (a compare-and-set; retried
     /// if a write intervened).
     async fn incr(&mut self, key: &Bytes) -> Result<i64, Reply> {
-        loop {
+        let deadline = tokio::time::Instant::now() + self.shared.opts.timeout;
+        while tokio::time::Instant::now() < deadline {
             let r = self.read(key).await?;
             let version = version_of(&r);
             let old = match present(&r) {
@@ -375,6 +379,8 @@ impl Conn<'_> {
                 Err(_) => return Err(unavailable()),
             }
         }
+        // Lost every compare-and-set race until the deadline.
+        Err(unavailable())
     }
 }
 
@@ -382,7 +388,11 @@ fn kv_error(e: KvError) -> Reply {
     match e {
         KvError::Version => Reply::error("VERSION version mismatch"),
         KvError::NoKey => Reply::error("NOKEY no such key"),
-        KvError::WrongLeader { .. } | KvError::Timeout | KvError::Maybe => unavailable(),
+        // Stale: a retry (after a leader change) of a write whose batch already applied;
+        // its own output is gone, so its outcome is reported as unknown.
+        KvError::WrongLeader { .. } | KvError::Timeout | KvError::Maybe | KvError::Stale => {
+            unavailable()
+        }
         other => Reply::error(format!("ERR {other:?}")),
     }
 }
