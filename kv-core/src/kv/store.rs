@@ -110,7 +110,7 @@ impl Kv {
             if version.is_some_and(|v| v != slot.version) {
                 return Err(KvError::Version);
             }
-            slot.value = value.into_bytes();
+            slot.value = value.replace(std::mem::take(&mut slot.value));
             slot.version += 1;
             return Ok(KvOutput::Written {
                 version: slot.version,
@@ -169,8 +169,14 @@ impl Serialize for AsBytes<'_> {
 }
 
 /// A key or value handed to the store: owned (moved in) or borrowed (copied if kept).
-trait Stored: AsRef<[u8]> {
+trait Stored: AsRef<[u8]> + Sized {
     fn into_bytes(self) -> Bytes;
+
+    /// The new value of a slot whose old value is `old`.
+    fn replace(self, old: Bytes) -> Bytes {
+        drop(old);
+        self.into_bytes()
+    }
 }
 
 impl Stored for Bytes {
@@ -186,6 +192,23 @@ impl Stored for &[u8] {
         } else {
             Bytes::copy_from_slice(self)
         }
+    }
+
+    /// Overwrites the old value's buffer in place when nobody else holds it and it has
+    /// about the right size (the common overwrite of a same-sized value), instead of
+    /// freeing one buffer and allocating another.
+    fn replace(self, old: Bytes) -> Bytes {
+        let fits = |cap: usize| cap >= self.len() && cap <= 2 * self.len() + 64;
+        if !self.is_empty() && fits(old.len()) {
+            if let Ok(mut buf) = old.try_into_mut() {
+                if fits(buf.capacity()) {
+                    buf.clear();
+                    buf.extend_from_slice(self);
+                    return buf.freeze();
+                }
+            }
+        }
+        self.into_bytes()
     }
 }
 
@@ -311,6 +334,36 @@ mod tests {
         assert_eq!(kv.apply_op(Op::get("b")), value("z", 1));
         assert_eq!(kv.len(), 3);
         assert_eq!(kv.payload_bytes(), 6);
+    }
+
+    #[test]
+    fn overwrites_reuse_a_buffer_nobody_else_holds_but_never_one_in_use() {
+        let mut kv = Kv::new();
+        kv.apply_ref(OpRef::Put {
+            key: b"k",
+            value: b"aaaa",
+            version: None,
+        })
+        .unwrap();
+        let before = kv.get(b"k").unwrap().0.as_ptr();
+        kv.apply_ref(OpRef::Put {
+            key: b"k",
+            value: b"bbbb",
+            version: None,
+        })
+        .unwrap();
+        let (v, _) = kv.get(b"k").unwrap();
+        assert_eq!((&v[..], v.as_ptr()), (&b"bbbb"[..], before));
+        // A reader holds the value: it must keep seeing it.
+        let held = v.clone();
+        kv.apply_ref(OpRef::Put {
+            key: b"k",
+            value: b"cccc",
+            version: None,
+        })
+        .unwrap();
+        assert_eq!(&held[..], b"bbbb");
+        assert_eq!(&kv.get(b"k").unwrap().0[..], b"cccc");
     }
 
     #[test]
