@@ -255,7 +255,7 @@ impl Bench {
             // Under KV_BENCH_OPS (instruction counting, where wall time is distorted) a
             // tick is every 50 rounds instead of every 10 ms.
             let due = match self.stop_after {
-                Some(_) => rounds % 50 == 0,
+                Some(_) => rounds.is_multiple_of(50),
                 None => now >= next_tick,
             };
             if due {
