@@ -23,7 +23,7 @@ fn seed() -> u64 {
 
 fn qc() -> QuickCheck {
     QuickCheck::new()
-        .r#gen(Gen::from_size_and_seed(80, seed()))
+        .rng(Gen::from_size_and_seed(80, seed()))
         .tests(1000)
 }
 
