@@ -57,14 +57,17 @@ pub async fn serve(shared: &Shared, mut stream: TcpStream) -> std::io::Result<()
         let mut i = 0;
         while i < requests.len() {
             // A run of plain writes becomes one log entry.
-            let run = requests[i..]
-                .iter()
-                .take_while(|r| conn.batchable(r))
-                .count();
-            if run >= 2 {
-                conn.write_run(&requests[i..i + run], &mut output).await;
-                i += run;
-                continue;
+            if let Some(kind) = conn.batchable(&requests[i]) {
+                let run = requests[i..]
+                    .iter()
+                    .take_while(|r| conn.batchable(r) == Some(kind))
+                    .count();
+                if run >= 2 {
+                    conn.write_run(&requests[i..i + run], kind, &mut output)
+                        .await;
+                    i += run;
+                    continue;
+                }
             }
             let request = &requests[i];
             i += 1;
@@ -144,18 +147,30 @@ impl Conn<'_> {
         }
     }
 
-    /// A `SET k v` or `APPEND k v` within the limits: it can share a log entry.
-    fn batchable(&self, r: &Request) -> bool {
-        r.args.len() == 3
+    /// A `SET k v` or `APPEND k v` within the limits (`Some(false)`), or a forwarded
+    /// write (`Some(true)`): it can share a log entry with its neighbours of the same
+    /// kind.
+    fn batchable(&self, r: &Request) -> Option<bool> {
+        if r.args.len() == 3
             && (r.is("SET") || r.is("APPEND"))
             && r.args[1].len() <= self.shared.opts.max_key
             && r.args[2].len() <= self.shared.opts.max_value
+        {
+            return Some(false);
+        }
+        let forwarded_write = r.name().eq_ignore_ascii_case(forward::COMMAND)
+            && forward::decode_op(r).is_some_and(|(op, _)| !op.is_read());
+        forwarded_write.then_some(true)
     }
 
     /// Runs consecutive batchable writes as one log entry and encodes their replies.
-    async fn write_run(&mut self, run: &[Request], output: &mut BytesMut) {
+    async fn write_run(&mut self, run: &[Request], forwarded: bool, output: &mut BytesMut) {
         let mut ops = Vec::with_capacity(run.len());
         for r in run {
+            if forwarded {
+                ops.push(forward::decode_op(r).expect("checked by batchable"));
+                continue;
+            }
             let (key, value) = (r.args[1].clone(), r.args[2].clone());
             let op = if r.is("SET") {
                 Op::put_any(key, value)
@@ -169,7 +184,15 @@ impl Conn<'_> {
             };
             ops.push((op, Some(session)));
         }
-        let outcomes = self.shared.execute_batch(ops, &mut self.fwd).await;
+        if forwarded {
+            // Executed here only, never forwarded again.
+            for outcome in self.shared.execute_batch(ops, None).await {
+                let result = outcome.unwrap_or(Err(KvError::Timeout));
+                forward::encode_result(&result).encode(output);
+            }
+            return;
+        }
+        let outcomes = self.shared.execute_batch(ops, Some(&mut self.fwd)).await;
         for (r, outcome) in run.iter().zip(outcomes) {
             let reply = match outcome {
                 Ok(Ok(KvOutput::Appended { old, .. })) => {

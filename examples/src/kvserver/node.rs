@@ -155,13 +155,15 @@ impl Shared {
 
 impl Shared {
     /// Runs writes (a client's pipelined run, in order) as one log entry if this node
-    /// leads; any that gets "wrong leader" is then run on its own through
-    /// [`execute`](Shared::execute), in order, with the same session (so it applies at
-    /// most once). One outcome per operation, in order.
+    /// leads. With `fwd` (a client's run, not a forwarded one), the writes that get
+    /// "wrong leader" are forwarded to the leader pipelined, and any still without an
+    /// answer run on their own through [`execute`](Shared::execute), in order, with the
+    /// same session (so each applies at most once; a retry overtaken by a later write of
+    /// the run gets [`KvError::Stale`]). One outcome per operation, in order.
     pub async fn execute_batch(
         &self,
         ops: Vec<(Op, Option<Session>)>,
-        fwd: &mut Option<Forwarder>,
+        fwd: Option<&mut Option<Forwarder>>,
     ) -> Vec<Outcome> {
         let deadline = Instant::now() + self.opts.timeout;
         let first = self.next_tag.fetch_add(ops.len() as u64, Ordering::Relaxed);
@@ -181,7 +183,8 @@ impl Shared {
             tokio::time::timeout_at(deadline, self.submitter.submit(KvRequest::Batch(requests)));
         let submitted = matches!(submitted.await, Ok(Ok(())));
         let mut out = Vec::with_capacity(ops.len());
-        for ((tag, rx), (op, session)) in waits.into_iter().zip(ops) {
+        let mut leader = None;
+        for (tag, rx) in waits {
             let result = if submitted {
                 tokio::time::timeout_at(deadline, rx)
                     .await
@@ -191,13 +194,59 @@ impl Shared {
                 None
             };
             out.push(match result {
-                Some(Err(KvError::WrongLeader { .. })) => self.execute(op, session, fwd).await,
-                Some(result) => Ok(result),
+                Some(result) => {
+                    if let Err(KvError::WrongLeader { leader: l }) = result {
+                        leader = leader.or(l);
+                    }
+                    Ok(result)
+                }
                 None => {
                     self.router.forget(tag);
                     Err(Unavailable)
                 }
             });
+        }
+        let Some(fwd) = fwd else {
+            return out;
+        };
+        let wrong = |o: &Outcome| matches!(o, Ok(Err(KvError::WrongLeader { .. })));
+        let retry: Vec<usize> = (0..out.len()).filter(|&i| wrong(&out[i])).collect();
+        if retry.is_empty() {
+            return out;
+        }
+        // Forward the refused writes to the leader in one pipelined round.
+        if let Some(l) = leader.filter(|l| *l != self.opts.id)
+            && let Some(&addr) = self.opts.client_peers.get(&l)
+        {
+            if fwd.as_ref().is_some_and(|f| f.to != l) {
+                *fwd = None;
+            }
+            let batch: Vec<_> = retry.iter().map(|&i| ops[i].clone()).collect();
+            let attempt = async {
+                if fwd.is_none() {
+                    *fwd = Some(Forwarder::connect(l, addr).await?);
+                }
+                fwd.as_mut()
+                    .expect("set just above")
+                    .call_many(&batch)
+                    .await
+            };
+            match tokio::time::timeout_at(deadline, attempt).await {
+                Ok(Ok(results)) => {
+                    for (&i, result) in retry.iter().zip(results) {
+                        if !matches!(result, Err(KvError::WrongLeader { .. } | KvError::Timeout)) {
+                            out[i] = Ok(result);
+                        }
+                    }
+                }
+                Ok(Err(_)) | Err(_) => *fwd = None,
+            }
+        }
+        for i in retry {
+            if wrong(&out[i]) {
+                let (op, session) = ops[i].clone();
+                out[i] = self.execute(op, session, fwd).await;
+            }
         }
         out
     }
@@ -225,23 +274,39 @@ impl Forwarder {
     }
 
     async fn call(&mut self, op: &Op, session: Option<Session>) -> std::io::Result<KvResult> {
+        let mut results = self.call_many(&[(op.clone(), session)]).await?;
+        results
+            .pop()
+            .ok_or_else(|| std::io::ErrorKind::InvalidData.into())
+    }
+
+    /// Sends all operations pipelined (the leader batches a run of writes into one log
+    /// entry) and reads their results, in order.
+    async fn call_many(&mut self, ops: &[(Op, Option<Session>)]) -> std::io::Result<Vec<KvResult>> {
         let mut out = BytesMut::new();
-        forward::encode_op(op, session, &mut out);
+        for (op, session) in ops {
+            forward::encode_op(op, *session, &mut out);
+        }
         self.stream.write_all(&out).await?;
-        loop {
-            let bad = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+        let mut results = Vec::with_capacity(ops.len());
+        let bad = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+        while results.len() < ops.len() {
             if let Some(reply) = self
                 .decoder
                 .decode(&mut self.input)
                 .map_err(|e| bad(e.to_string()))?
             {
-                return forward::decode_result(&reply)
-                    .ok_or_else(|| bad(format!("unexpected forwarding reply {reply:?}")));
+                results.push(
+                    forward::decode_result(&reply)
+                        .ok_or_else(|| bad(format!("unexpected forwarding reply {reply:?}")))?,
+                );
+                continue;
             }
             if self.stream.read_buf(&mut self.input).await? == 0 {
                 return Err(std::io::ErrorKind::UnexpectedEof.into());
             }
         }
+        Ok(results)
     }
 }
 
