@@ -50,9 +50,9 @@
 //!   order and answered in one write. A run of consecutive pipelined `SET`/`APPEND`s is
 //!   proposed as **one** log entry (one Raft round, each write still exactly-once through
 //!   its session). Requests of all connections that reach the node together are stepped
-//!   as one batch with one log sync (group commit). On a follower, a pipelined run is
-//!   forwarded one write at a time (each its own round trip and log entry): point
-//!   pipelining clients at the leader (`INFO` shows `stepwise_leader`) for throughput.
+//!   as one batch with one log sync (group commit). On a follower, the run is forwarded
+//!   to the leader in one pipelined round, and the leader proposes it as one entry too
+//!   (`INFO` shows `stepwise_leader`; the leader is still the faster target).
 pub mod conn;
 pub mod forward;
 pub mod machine;
