@@ -17,7 +17,7 @@ use stepwise_examples::kvserver::{NodeOptions, start_node};
 
 /// Starts N kv-server nodes in one process on 127.0.0.1 (node i listens for Raft on
 /// --raft-port + i - 1 and for Redis clients on --client-port + i - 1), keeps their data
-/// under --data-dir/<id> (restored on the next start), prints how to connect, and shuts
+/// under `--data-dir/<id>` (restored on the next start), prints how to connect, and shuts
 /// down cleanly on Ctrl-C.
 #[derive(Parser, Debug)]
 #[command(name = "kv-cluster", version)]
