@@ -284,7 +284,7 @@ impl Bench {
                     measuring_since = Some(now);
                     cpu0 = thread_cpu_secs();
                 }
-                Some(t0) if now - t0 >= measure => {
+                Some(t0) if self.stop_after.is_none() && now - t0 >= measure => {
                     let secs = (now - t0).as_secs_f64();
                     let n = self.completed as f64;
                     let cpu = cpu0.zip(thread_cpu_secs()).map(|(a, b)| n / (b - a));
@@ -348,6 +348,11 @@ fn main() {
             }
             let mut bench = Bench::new(clients, mix);
             let (rate, cpu_rate, mut lat) = bench.run(warmup, measure);
+            if bench.stop_after.is_some() {
+                // For `valgrind --tool=callgrind --toggle-collect='*Bench::run*'`: the
+                // instructions counted cover this many operations.
+                eprintln!("ops in run: {}", bench.warmup_done + bench.completed);
+            }
             lat.sort_unstable();
             let cpu_rate = cpu_rate.map_or("n/a".to_owned(), |r| format!("{r:.0}"));
             println!(
