@@ -340,7 +340,7 @@ pub struct Rsm<S: StateMachine, T = u64> {
     stats: RsmStats,
     /// Reused buffer for the Raft node's actions.
     raft_out: Vec<RaftAction>,
-    /// Capacity to reserve for the next entry (the last entry's size, rounded up).
+    /// Capacity to reserve for the next entry (the largest entry so far, rounded up).
     entry_size_hint: usize,
 }
 
@@ -582,7 +582,11 @@ impl<S: StateMachine, T> Rsm<S, T> {
         }
         let buf = Vec::with_capacity(self.entry_size_hint);
         let buf = encode_entry(commands.len(), commands.iter().map(|(s, c)| (*s, c)), buf);
-        self.entry_size_hint = buf.len().next_power_of_two().min(1 << 20);
+        // Grow the hint to the largest entry seen (capped), so batches rarely reallocate.
+        self.entry_size_hint = self
+            .entry_size_hint
+            .max(buf.len().next_power_of_two())
+            .min(1 << 20);
         let data = Bytes::from(buf);
         drop(commands);
         self.raft_step(RaftInput::Propose(data), out);
