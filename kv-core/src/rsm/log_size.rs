@@ -43,6 +43,16 @@ impl LogSize {
         HARD_STATE_BYTES + self.entry_bytes
     }
 
+    /// Bytes of the entries with index `<= index` (what a snapshot at `index` frees).
+    pub(crate) fn bytes_through(&self, index: Index) -> usize {
+        let n = (index + 1).saturating_sub(self.first) as usize;
+        self.entries
+            .iter()
+            .take(n)
+            .map(|&(_, size)| size as usize)
+            .sum()
+    }
+
     fn append(&mut self, entries: &[Entry]) {
         for e in entries {
             let size = ENTRY_HEADER_BYTES + e.payload.len();
@@ -134,6 +144,16 @@ mod tests {
             t.observe(a);
             assert_eq!(t.bytes(), p.raft_state_size(), "after {a:?}");
             assert_eq!(t, LogSize::from_persisted(&p), "after {a:?}");
+            let first = p.first_index();
+            for upto in first.saturating_sub(1)..first + p.entries.len() as u64 + 1 {
+                let want: usize = p
+                    .entries
+                    .iter()
+                    .filter(|e| e.index <= upto)
+                    .map(|e| 17 + e.payload.len())
+                    .sum();
+                assert_eq!(t.bytes_through(upto), want, "through {upto} after {a:?}");
+            }
         }
     }
 }

@@ -833,6 +833,10 @@ impl<S: StateMachine, T> Rsm<S, T> {
         if self.halted.is_some()
             || self.log_size.bytes() < max
             || self.applied <= self.raft.log().snapshot_meta().index
+            // Only when the snapshot frees a good part of the log: entries not applied yet
+            // cannot be compacted, and snapshotting at every newly applied entry while they
+            // fill the log would re-encode the whole state each time.
+            || self.log_size.bytes_through(self.applied) < max / 2
         {
             return;
         }
