@@ -3,7 +3,7 @@
 //!
 //! * Requests **without** a session (the 2025 lab's clerk) keep no per-client state at all:
 //!   a retransmitted versioned Put that meets a version mismatch is reported by the
-//!   [`Clerk`](crate::clerk::Clerk) as [`KvError::Maybe`](crate::KvError::Maybe), as the
+//!   [`Clerk`](crate::clerk::Clerk) as [`KvError::Maybe`], as the
 //!   lab specifies.
 //! * Requests **with** a session (the 2024 lab's Put/Append) execute exactly once: the
 //!   server keeps each client's last sequence number and reply (a few dozen bytes per

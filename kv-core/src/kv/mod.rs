@@ -13,7 +13,7 @@
 //! * [`Op::Append`] appends to the value (a missing key acts as empty, so Append creates
 //!   it); with `return_old` it returns the value before the append (the 2024 kvsrv).
 //!
-//! [`Kv`] implements [`StateMachine`] with commands = [`Op`] (Gets through the log are
+//! [`Kv`] implements [`StateMachine`](crate::rsm::StateMachine) with commands = [`Op`] (Gets through the log are
 //! allowed, and read-only) and queries = keys (linearizable reads without the log).
 
 mod store;
