@@ -11,8 +11,10 @@ mod ctrler;
 mod harness;
 mod lab2025;
 mod legacy;
+mod perf;
 mod programs;
 mod random;
+mod threaded;
 
 /// Seeds each lab scenario runs by default (the lab runs each test once per invocation).
 pub const LAB_SEEDS: u64 = 1;
