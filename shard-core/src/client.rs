@@ -565,4 +565,56 @@ mod tests {
         assert_eq!(sent(&a), [(10, 1, None)]);
         assert!(a.iter().any(|x| matches!(x, Action::SendCtrler { .. })));
     }
+
+    /// Malformed or unexpected replies (empty configurations, unknown ids, refusals from
+    /// anyone) never panic the clerk.
+    #[test]
+    fn arbitrary_replies_never_panic() {
+        use quickcheck::{Gen, QuickCheck};
+
+        fn prop(script: Vec<(u8, u64, u64)>) -> bool {
+            let mut c = ShardClerk::new(ShardClerkConfig::new(5, vec![0, 1]));
+            for (kind, a, b) in script {
+                let shards: Vec<Gid> = (0..b % 4).map(|i| (a >> i) % 3).collect();
+                let input = match kind % 5 {
+                    0 => Input::Tick,
+                    1 => Input::Start(Op::append(format!("k{}", a % 9), "x")),
+                    2 => Input::Ctrler {
+                        from: b % 3,
+                        reply: CtrlReply {
+                            id: a % 4,
+                            result: Ok(CtrlOutput::Config(config(b % 5, shards))),
+                        },
+                    },
+                    3 => Input::Receive {
+                        from: a % 30,
+                        reply: Reply {
+                            id: b % 4,
+                            result: match a % 4 {
+                                0 => Err(KvError::WrongGroup),
+                                1 => Err(KvError::WrongLeader {
+                                    leader: Some(b % 30),
+                                }),
+                                2 => Err(KvError::Stale),
+                                _ => Ok(KvOutput::Written { version: 1 }),
+                            },
+                        },
+                    },
+                    _ => Input::Ctrler {
+                        from: 0,
+                        reply: CtrlReply {
+                            id: a % 4,
+                            result: Err(crate::ctrler::CtrlError::WrongLeader { leader: None }),
+                        },
+                    },
+                };
+                c.step(input);
+            }
+            true
+        }
+        QuickCheck::new()
+            .rng(Gen::from_size_and_seed(200, 0x5eed_0c11))
+            .tests(500)
+            .quickcheck(prop as fn(Vec<(u8, u64, u64)>) -> bool);
+    }
 }

@@ -58,8 +58,12 @@ impl ShardConfig {
         key_to_shard(key, self.nshards())
     }
 
-    /// The group serving `key`'s shard.
+    /// The group serving `key`'s shard (0 if the configuration has no shards, which only
+    /// a malformed message can produce).
     pub fn owner_of(&self, key: &[u8]) -> Gid {
+        if self.shards.is_empty() {
+            return 0;
+        }
         self.owner(self.shard_of(key))
     }
 

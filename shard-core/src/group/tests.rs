@@ -248,3 +248,141 @@ fn snapshots_round_trip_and_bad_ones_are_refused() {
         "another group's snapshot"
     );
 }
+
+/// Nothing a peer, a client or the controller sends can panic a group server: random
+/// inputs (malformed configurations, shards out of range, garbage shard data, replies to
+/// nothing) are dropped or refused.
+#[test]
+fn arbitrary_inputs_never_panic_a_group_server() {
+    use crate::ctrler::{CtrlError, CtrlOutput};
+    use crate::group::server::{GroupConfig, GroupServer, Input};
+    use crate::message::{CtrlReply, PeerMsg, Refusal};
+    use quickcheck::{Gen, QuickCheck};
+    use stepwise_kv::{Request, RsmConfig};
+    use stepwise_raft::Config;
+
+    fn config(a: u64, b: u64) -> ShardConfig {
+        let n = (b % 13) as usize; // 0 (malformed) to 12 shards
+        let mut groups = BTreeMap::new();
+        groups.insert(1, vec![1]);
+        if a % 3 == 0 {
+            groups.insert(2, vec![2]);
+        }
+        ShardConfig {
+            num: a % 6,
+            shards: (0..n).map(|i| (b >> i) % 3).collect(),
+            groups,
+        }
+    }
+
+    fn data(a: u64, b: u64) -> ShardData {
+        let mut kv = Vec::new();
+        if a % 2 == 0 {
+            Kv::new().snapshot(&mut kv);
+        } else {
+            kv.extend_from_slice(&b.to_le_bytes());
+        }
+        ShardData {
+            shard: (b % 14) as u32,
+            kv: Bytes::from(kv),
+            sessions: Sessions::new(),
+        }
+    }
+
+    fn prop(script: Vec<(u8, u64, u64)>) -> bool {
+        let rsm = RsmConfig::new(Config::new(1, [1])).with_max_raft_state(Some(300));
+        let mut cfg = GroupConfig::new(1, rsm, vec![9]);
+        cfg.nshards = 10;
+        let mut s = GroupServer::new(cfg).unwrap();
+        for (kind, a, b) in script {
+            let shards: Vec<u32> = (0..b % 4).map(|i| ((a >> (8 * i)) % 14) as u32).collect();
+            let num = b % 6;
+            let input = match kind % 9 {
+                0 | 1 => Input::Tick,
+                2 => {
+                    let key = format!("k{}", a % 20);
+                    let op = match b % 3 {
+                        0 => Op::get(key),
+                        1 => Op::put_any(key, "v"),
+                        _ => Op::append(key, "w"),
+                    };
+                    let session = (a % 2 == 0).then_some(Session {
+                        client: a % 3,
+                        seq: b % 5,
+                    });
+                    Input::Request {
+                        from: 7,
+                        request: Request {
+                            id: a % 4,
+                            session,
+                            op,
+                        },
+                    }
+                }
+                3 => Input::Peer {
+                    from: 2,
+                    msg: PeerMsg::Pull {
+                        num,
+                        gid: 2,
+                        shards,
+                    },
+                },
+                4 => Input::Peer {
+                    from: b % 3,
+                    msg: PeerMsg::PullReply {
+                        num,
+                        result: if a % 5 == 0 {
+                            Err(Refusal::NotReady)
+                        } else {
+                            Ok(vec![data(a, b), data(b, a)])
+                        },
+                    },
+                },
+                5 => Input::Peer {
+                    from: 2,
+                    msg: PeerMsg::Delete {
+                        num,
+                        gid: 2,
+                        shards,
+                    },
+                },
+                6 => Input::Peer {
+                    from: a % 3,
+                    msg: PeerMsg::DeleteReply {
+                        num,
+                        shards,
+                        result: if b % 2 == 0 {
+                            Ok(())
+                        } else {
+                            Err(Refusal::WrongLeader { leader: Some(a) })
+                        },
+                    },
+                },
+                7 => Input::Ctrler {
+                    from: 9,
+                    reply: CtrlReply {
+                        id: a % 4,
+                        result: Ok(CtrlOutput::Configs(vec![config(a, b), config(b, a)])),
+                    },
+                },
+                _ => Input::Ctrler {
+                    from: 9,
+                    reply: CtrlReply {
+                        id: a % 4,
+                        result: if b % 2 == 0 {
+                            Ok(CtrlOutput::Config(config(a, b)))
+                        } else {
+                            Err(CtrlError::WrongLeader { leader: Some(b) })
+                        },
+                    },
+                },
+            };
+            s.step(input);
+        }
+        s.group().config().shards.len() == 10
+    }
+    QuickCheck::new()
+        .rng(Gen::from_size_and_seed(300, 0x5eed_0f22))
+        .tests(300)
+        .quickcheck(prop as fn(Vec<(u8, u64, u64)>) -> bool);
+}
