@@ -265,7 +265,7 @@ fn arbitrary_inputs_never_panic_a_group_server() {
         let n = (b % 13) as usize; // 0 (malformed) to 12 shards
         let mut groups = BTreeMap::new();
         groups.insert(1, vec![1]);
-        if a % 3 == 0 {
+        if a.is_multiple_of(3) {
             groups.insert(2, vec![2]);
         }
         ShardConfig {
@@ -277,7 +277,7 @@ fn arbitrary_inputs_never_panic_a_group_server() {
 
     fn data(a: u64, b: u64) -> ShardData {
         let mut kv = Vec::new();
-        if a % 2 == 0 {
+        if a.is_multiple_of(2) {
             Kv::new().snapshot(&mut kv);
         } else {
             kv.extend_from_slice(&b.to_le_bytes());
