@@ -8,7 +8,8 @@
 #   SIZE     size of the generated corpus (default 1G), split into 16 files
 #   WORKDIR  scratch directory (default /tmp/mr-bench); generated data stays there
 #
-# Prints a Markdown table. Outputs of the MapReduce runs are checked against sequential.
+# Prints a Markdown table: wall time, CPU time (user + system, children included) and
+# throughput (input MB / wall second). MapReduce outputs are checked against sequential.
 set -euo pipefail
 
 size=${1:-1G}
@@ -27,6 +28,19 @@ fi
 
 now() { date +%s.%N; }
 
+# timed NAME TOOL BYTES COMMAND...: runs COMMAND under /usr/bin/time and prints a row
+# with wall time, CPU time (user + system, children included) and throughput.
+timed() {
+    local name=$1 tool=$2 bytes=$3
+    shift 3
+    local stats="$work/time.txt"
+    /usr/bin/time -f "%e %U %S" -o "$stats" "$@"
+    awk -v name="$name" -v tool="$tool" -v bytes="$bytes" '{
+        printf "| %s | %s | %.1f MB | %.2f s | %.2f s | %.1f MB/s |\n",
+            name, tool, bytes / 1e6, $1, $2 + $3, bytes / 1e6 / $1
+    }' "$stats"
+}
+
 # bench NAME FILES...: one row per tool.
 bench() {
     local name=$1
@@ -39,40 +53,24 @@ bench() {
     # Warm the page cache so every tool reads from memory.
     cat "$@" > /dev/null
 
-    local t0 t1
-    t0=$(now)
-    "$mr" sequential -q --app wc --output "$out/seq" "$@"
-    t1=$(now)
-    row "$name" "mapreduce sequential" "$bytes" "$t0" "$t1"
-
+    timed "$name" "mapreduce sequential" "$bytes" \
+        "$mr" sequential -q --app wc --output "$out/seq" "$@"
     for workers in 1 2; do
-        t0=$(now)
-        "$mr" run -q --app wc --reduce 10 --workers "$workers" --output "$out/run$workers" "$@"
-        t1=$(now)
-        row "$name" "mapreduce run --workers $workers" "$bytes" "$t0" "$t1"
+        timed "$name" "mapreduce run --workers $workers" "$bytes" \
+            "$mr" run -q --app wc --reduce 10 --workers "$workers" --output "$out/run$workers" "$@"
         if ! cmp -s <(sort "$out"/run"$workers"/mr-out-* | grep .) <(sort "$out/seq/mr-out-0"); then
             echo "ERROR: run --workers $workers output differs from sequential" >&2
             exit 1
         fi
     done
-
-    t0=$(now)
-    cat "$@" | tr -cs 'A-Za-z' '\n' | sort | uniq -c > "$out/shell.txt"
-    t1=$(now)
-    row "$name" "tr | sort | uniq -c" "$bytes" "$t0" "$t1"
-}
-
-row() {
-    awk -v name="$1" -v tool="$2" -v bytes="$3" -v t0="$4" -v t1="$5" 'BEGIN {
-        s = t1 - t0
-        printf "| %s | %s | %.1f MB | %.2f s | %.1f MB/s |\n", name, tool, bytes / 1e6, s, bytes / 1e6 / s
-    }'
+    timed "$name" "tr \\| sort \\| uniq -c" "$bytes" \
+        sh -c 'cat "$@" | tr -cs "A-Za-z" "\n" | sort | uniq -c > "$0"' "$out/shell.txt" "$@"
 }
 
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), load average $(cut -d' ' -f1-3 /proc/loadavg), locale ${LC_ALL:-${LANG:-unset}}"
 echo
-echo "| corpus | tool | input | time | throughput |"
-echo "|---|---|---|---|---|"
+echo "| corpus | tool | input | wall time | CPU time | throughput |"
+echo "|---|---|---|---|---|---|"
 bench "generated $size (16 files)" "$corpus"/*.txt
 gutenberg="$root/../shared/data/gutenberg"
 if [ -d "$gutenberg" ]; then
