@@ -17,7 +17,10 @@
 //!
 //! The layer snapshots on its own when the persisted Raft state grows past
 //! [`RsmConfig::max_raft_state`], restores from snapshots sent by the leader
-//! (InstallSnapshot) and, through [`Rsm::restore`], after a restart.
+//! (InstallSnapshot) and, through [`Rsm::restore`], after a restart. A caller that just
+//! shrank the state (say, deleted data it no longer owns) can snapshot at once with
+//! [`Input::Compact`], so the persisted state shrinks too without waiting for the size
+//! trigger.
 //!
 //! # The action contract
 //!
@@ -261,6 +264,11 @@ pub enum Input<C, Q, T> {
         /// The query.
         query: Q,
     },
+    /// Snapshot now: if entries were applied after the log's snapshot index (and the layer
+    /// has not halted), encode a snapshot at the applied index and hand it to Raft, which
+    /// persists it ([`Action::Persist`] of a `SaveSnapshot`) and compacts its log; else do
+    /// nothing. Independent of [`RsmConfig::max_raft_state`]. Local: no reply, no message.
+    Compact,
 }
 
 /// What the adapter must do, in order (see the [module docs](self)).
@@ -497,6 +505,11 @@ impl<S: StateMachine, T> Rsm<S, T> {
                 let ctx = self.reads.push((tag, query));
                 self.raft_step(RaftInput::ReadIndex { ctx }, out);
             }
+            Input::Compact => {
+                if self.applied > self.raft.log().snapshot_meta().index {
+                    self.snapshot_now(out);
+                }
+            }
         }
         self.maybe_snapshot(out);
     }
@@ -509,7 +522,7 @@ impl<S: StateMachine, T> Rsm<S, T> {
     ) {
         let err = Err(SubmitError::NotLeader { leader: None });
         match input {
-            Input::Tick | Input::Receive { .. } => {}
+            Input::Tick | Input::Receive { .. } | Input::Compact => {}
             Input::Submit(sub) => out.push(Action::Reply {
                 tag: sub.tag,
                 result: err,
@@ -840,6 +853,11 @@ impl<S: StateMachine, T> Rsm<S, T> {
         {
             return;
         }
+        self.snapshot_now(out);
+    }
+
+    /// Snapshots at `applied` (which must be past the log's snapshot index).
+    fn snapshot_now(&mut self, out: &mut Vec<Action<S::Output, T>>) {
         let data = self.encode_snapshot();
         self.stats.snapshots_taken += 1;
         let index = self.applied;
