@@ -403,3 +403,81 @@ fn configs_without_leader_noop_are_refused() {
         Some(RsmError::NoLeaderNoop)
     );
 }
+
+#[test]
+fn compact_persists_a_snapshot_of_the_applied_state_at_once() {
+    // No size trigger: only Input::Compact can snapshot.
+    let mut c = Cluster::new(3, None);
+    let l = c.elect();
+    for k in 1..=5 {
+        c.step(l, sub(k, Cmd::Inc));
+        c.run_until(|c| c.reply(k).is_some());
+    }
+    assert!(c.disks[l].snapshot.is_none());
+    let applied = c.node(l).applied_index();
+    let before = c.disks[l].raft_state_size();
+    c.step(l, Input::Compact);
+    let snap = c.disks[l]
+        .snapshot
+        .clone()
+        .expect("compact persisted a snapshot");
+    assert_eq!(snap.meta.index, applied);
+    assert_eq!(snap.data, c.node(l).encode_snapshot());
+    assert_eq!(c.node(l).raft().log().snapshot_meta().index, applied);
+    assert!(c.disks[l].entries.iter().all(|e| e.index > applied));
+    assert!(c.disks[l].raft_state_size() < before);
+    assert_eq!(c.node(l).raft_state_size(), c.disks[l].raft_state_size());
+    assert_eq!(c.node(l).stats().snapshots_taken, 1);
+    // What was persisted is the state: a restart from the disk alone finds it.
+    c.restart(l);
+    assert_eq!(c.node(l).state().n, 5);
+    assert_eq!(c.node(l).applied_index(), applied);
+}
+
+#[test]
+fn compact_does_nothing_when_nothing_new_was_applied() {
+    let mut c = Cluster::new(3, None);
+    let l = c.elect();
+    c.step(l, sub(1, Cmd::Inc));
+    c.run_until(|c| c.reply(1).is_some());
+    c.step(l, Input::Compact);
+    let disk = c.disks[l].clone();
+    // Nothing applied since the snapshot: no actions at all, the disk is unchanged.
+    assert_eq!(c.nodes[l].as_mut().unwrap().step(Input::Compact), []);
+    assert_eq!(c.disks[l], disk);
+    assert_eq!(c.node(l).stats().snapshots_taken, 1);
+    // A fresh replica has applied nothing: nothing to snapshot either.
+    let mut fresh: Rsm<Counter, u64> = Rsm::new(config(0, 3, None), Counter::default()).unwrap();
+    assert_eq!(fresh.step(Input::Compact), []);
+    assert_eq!(fresh.stats().snapshots_taken, 0);
+}
+
+#[test]
+fn a_halted_replica_ignores_compact() {
+    let mut c = Cluster::new(3, None);
+    let l = c.elect();
+    c.step(l, sub(1, Cmd::Inc));
+    c.run_until(|c| c.reply(1).is_some());
+    let f = (l + 1) % 3;
+    c.run_until(|c| c.node(f).applied_index() >= 2);
+    let term = c.node(l).raft().term();
+    let bad = Snapshot {
+        meta: stepwise_raft::SnapshotMeta { index: 1000, term },
+        data: Bytes::from_static(&[1, 2, 3]),
+    };
+    let msg = Message::InstallSnapshot {
+        term,
+        snapshot: bad,
+        seq: 1,
+    };
+    c.step(
+        f,
+        Input::Receive {
+            from: l as u64,
+            msg,
+        },
+    );
+    assert!(c.node(f).halted().is_some());
+    assert_eq!(c.nodes[f].as_mut().unwrap().step(Input::Compact), []);
+    assert_eq!(c.node(f).stats().snapshots_taken, 0);
+}
