@@ -142,10 +142,9 @@
 //! Done: everything above, with the lab's controller and shardkv scenarios (2020-2024
 //! with both challenges, and the 2025 shardkv1 ones adapted to a replicated controller),
 //! randomized fault schedules, all in the simulator with linearizability checks
-//! (`tests/shard_lab`). Not done: a network adapter (the `shard-demo` example runs
-//! everything in the simulator), and the Rsm layer cannot be asked to snapshot on demand,
-//! so a group's persisted snapshot shrinks after garbage collection only at its next
-//! size-triggered snapshot (the in-memory state shrinks at once).
+//! (`tests/shard_lab`). A group that deleted shards it handed over snapshots at once
+//! (when snapshots are on), so its persisted state shrinks with its memory. Not done: a
+//! network adapter (the `shard-demo` example runs everything in the simulator).
 #![forbid(unsafe_code)]
 
 pub mod balance;

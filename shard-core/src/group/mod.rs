@@ -36,7 +36,8 @@
 //! A `BePulling` shard is deleted ([`GroupCmd::Delete`]) when the new owner asks, which
 //! it does only after installing the shard; the new owner then marks it `Serving`
 //! ([`GroupCmd::GcDone`]). A group never holds data of shards it does not own beyond one
-//! configuration change.
+//! configuration change. Each replica of the previous owner snapshots as soon as it
+//! applied the delete (see [`server`]), so the persisted copy goes too.
 
 pub mod server;
 

@@ -17,6 +17,11 @@
 //!    the previous owner deletes through its own log and confirms; the leader then
 //!    proposes [`GroupCmd::GcDone`].
 //!
+//! Every replica that deletes shards it handed over snapshots right away
+//! ([`rsm::Input::Compact`]) when snapshots are on ([`RsmConfig::max_raft_state`]), so
+//! its persisted state shrinks with its memory instead of at the next size-triggered
+//! snapshot.
+//!
 //! All of it is inputs and actions: controller replies come in as [`Input::Ctrler`],
 //! other groups' messages as [`Input::Peer`]; queries to the controller go out as
 //! [`Action::SendCtrler`], messages to other groups as [`Action::SendPeer`]. The Raft
@@ -245,6 +250,8 @@ pub struct GroupServer {
     ctrlers: Vec<Addr>,
     poll_ticks: u32,
     retry_ticks: u32,
+    /// Snapshot as soon as handed-over shards are deleted (snapshots are on).
+    compact_on_gc: bool,
     rsm: Rsm<ShardGroup, Tag>,
     buf: Vec<rsm::Action<GroupOutput, Tag>>,
     ctrl: CtrlerClerk,
@@ -282,6 +289,7 @@ impl GroupServer {
             return Err(GroupError::Config("no controller servers"));
         }
         let me = config.rsm.raft.id;
+        let compact_on_gc = config.rsm.max_raft_state.is_some();
         let rsm = Rsm::restore(
             config.rsm,
             persisted,
@@ -293,6 +301,7 @@ impl GroupServer {
             ctrlers: config.ctrlers,
             poll_ticks: config.poll_ticks.max(1),
             retry_ticks: config.retry_ticks.max(1),
+            compact_on_gc,
             rsm,
             buf: Vec::new(),
             ctrl_out: Vec::new(),
@@ -709,13 +718,16 @@ impl GroupServer {
         }
     }
 
-    /// Reports what changed since the last report.
+    /// Reports what changed since the last report, and snapshots if shards handed over
+    /// were deleted (garbage collection frees memory at once; the snapshot frees the
+    /// persisted copy too).
     fn report(&mut self, out: &mut Vec<Action>) {
         if self.rsm.applied_index() == self.seen_applied {
             return;
         }
         let group = self.rsm.state();
         let num = group.config().num;
+        let mut deleted = false;
         if num != self.seen_num {
             out.push(Action::Event(GroupEvent::Config { num }));
             self.poll_soon = true;
@@ -737,15 +749,21 @@ impl GroupServer {
                         bytes,
                     }));
                 }
-                (Some(_), None) => out.push(Action::Event(GroupEvent::ShardOut {
-                    num,
-                    shard,
-                    to: group.config().owner(s),
-                })),
+                (Some(_), None) => {
+                    deleted = true;
+                    out.push(Action::Event(GroupEvent::ShardOut {
+                        num,
+                        shard,
+                        to: group.config().owner(s),
+                    }));
+                }
                 _ => {}
             }
         }
         self.remember_state();
+        if deleted && self.compact_on_gc {
+            self.rsm_step(rsm::Input::Compact, out);
+        }
     }
 }
 

@@ -1067,6 +1067,19 @@ impl Tester {
             .sum()
     }
 
+    /// Largest persisted state (Raft state + snapshot, as the simulator's storage holds
+    /// it) of one server of `gid`: the lab's per-group snapshot size, plus the log.
+    pub fn group_persisted_max(&self, gid: Gid) -> usize {
+        self.groups[&gid]
+            .iter()
+            .map(|&s| {
+                let d = self.sim.durable(s);
+                d.raft_state_size() + d.snapshot_size()
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Largest snapshot a server of `gid` would take now (the state it holds).
     pub fn group_live_snapshot(&self, gid: Gid) -> usize {
         self.groups[&gid]

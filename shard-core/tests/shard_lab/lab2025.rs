@@ -210,18 +210,26 @@ fn join_basic() {
 fn delete_basic() {
     // TestDeleteBasic5A (maxraftstate 10,000; 60 keys of 1000 bytes): once gid 2 has its
     // shards, gid 1 no longer holds them: snap(gid1) + snap(gid2) ≤ sz + 10,000, where sz
-    // is gid 1's snapshot before the join. Gets do not go through the log here (ReadIndex),
-    // so reading does not trigger new snapshots as in the lab; the sizes compared are the
-    // snapshots each group would take now (its whole state, as persisted at the next
-    // snapshot).
+    // is gid 1's size before the join. Checked twice: on what each group persisted (Raft
+    // state + snapshot of its largest server, as the simulator's storage holds it: a group
+    // snapshots as soon as it deleted shards it handed over), and on the snapshots each
+    // group would take now (its whole state in memory). Gets do not go through the log
+    // here (ReadIndex), so reading does not trigger new snapshots as in the lab.
     sim_seeds!(LAB_SEEDS, |seed| {
         let mut t = tester(seed, 2, 1, true, Some(10_000));
         stop_spare_groups(&mut t);
         let data = init(&mut t, 1000);
+        let sz_persisted = t.group_persisted_max(GID1);
         let sz = t.group_live_snapshot(GID1);
         join_groups(&mut t, &[2]);
         for _ in 0..5 {
             check_gets(&mut t, &data);
+        }
+        let persisted = t.group_persisted_max(GID1) + t.group_persisted_max(2);
+        if persisted > sz_persisted + 10_000 {
+            t.fail(&format!(
+                "persisted {persisted} > {sz_persisted} + 10000: moved shards not deleted from storage"
+            ));
         }
         let after = t.group_live_snapshot(GID1) + t.group_live_snapshot(2);
         if after > sz + 10_000 {
