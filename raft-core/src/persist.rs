@@ -21,7 +21,10 @@ pub struct Persisted {
 
 impl Persisted {
     /// Carries out a persistence action; other actions are ignored. Returns whether the
-    /// action was a persistence action.
+    /// action was a persistence action. A `SaveSnapshot` keeps the entries after the
+    /// snapshot if the log holds its last entry (same index and term), else discards them
+    /// all; one at or before the stored snapshot's index changes nothing (as in
+    /// [`RaftLog::compact_to`]).
     pub fn apply(&mut self, action: &Action) -> bool {
         match action {
             Action::SaveHardState(hs) => self.hard_state = *hs,
@@ -34,14 +37,18 @@ impl Persisted {
             Action::SaveSnapshot(snap) => {
                 let first = self.first_index();
                 let idx = snap.meta.index;
-                let holds = idx >= first
-                    && self
-                        .entries
-                        .get((idx - first) as usize)
-                        .is_some_and(|e| e.term == snap.meta.term);
+                // A snapshot at or before the stored one's index covers nothing new: ignored,
+                // as `RaftLog::compact_to` ignores it (the core never emits one).
+                if idx < first {
+                    return true;
+                }
+                let holds = self
+                    .entries
+                    .get((idx - first) as usize)
+                    .is_some_and(|e| e.term == snap.meta.term);
                 if holds {
                     self.entries.drain(..=(idx - first) as usize);
-                } else if idx >= first.saturating_sub(1) {
+                } else {
                     self.entries.clear();
                 }
                 self.snapshot = Some(snap.clone());
@@ -97,5 +104,79 @@ impl Persisted {
     /// Size of the stored snapshot's data.
     pub fn snapshot_size(&self) -> usize {
         self.snapshot.as_ref().map_or(0, |s| s.data.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::message::{Payload, SnapshotMeta};
+
+    fn entries(from: u64, terms: &[u64]) -> Vec<Entry> {
+        (from..)
+            .zip(terms)
+            .map(|(index, &term)| Entry {
+                term,
+                index,
+                payload: Payload::Command(Bytes::from(vec![index as u8; 4])),
+            })
+            .collect()
+    }
+
+    fn save(index: u64, term: u64, data: &'static [u8]) -> Action {
+        Action::SaveSnapshot(Snapshot {
+            meta: SnapshotMeta { index, term },
+            data: Bytes::from_static(data),
+        })
+    }
+
+    /// Applies `action` to `p` and the matching compaction to the log `p` describes, and
+    /// checks both still agree.
+    fn apply_both(p: &mut Persisted, action: &Action) {
+        let mut log = p.log().expect("consecutive");
+        assert!(p.apply(action));
+        if let Action::SaveSnapshot(snap) = action {
+            log.compact_to(snap.meta);
+        }
+        assert_eq!(p.log(), Some(log), "after {action:?}");
+    }
+
+    #[test]
+    fn a_snapshot_at_the_stored_index_changes_nothing_as_in_compact_to() {
+        let mut p = Persisted::default();
+        assert!(p.apply(&Action::AppendLog(entries(1, &[1, 1, 2, 2]))));
+        apply_both(&mut p, &save(2, 1, b"first"));
+        assert_eq!(p.entries, entries(3, &[2, 2]));
+        let before = p.clone();
+        // Same index (with the right term or a wrong one), and an older index.
+        apply_both(&mut p, &save(2, 1, b"again"));
+        apply_both(&mut p, &save(2, 7, b"other"));
+        apply_both(&mut p, &save(1, 1, b"older"));
+        assert_eq!(p, before);
+        // Without a stored snapshot, index 0 is the stored position.
+        let mut fresh = Persisted::default();
+        assert!(fresh.apply(&Action::AppendLog(entries(1, &[1]))));
+        let before = fresh.clone();
+        apply_both(&mut fresh, &save(0, 0, b"zero"));
+        assert_eq!(fresh, before);
+    }
+
+    #[test]
+    fn a_snapshot_keeps_the_entries_after_it_only_if_the_log_holds_its_last_entry() {
+        let mut p = Persisted::default();
+        assert!(p.apply(&Action::AppendLog(entries(1, &[1, 1, 2, 2]))));
+        apply_both(&mut p, &save(3, 2, b"held"));
+        assert_eq!(p.entries, entries(4, &[2]));
+        // A term the log does not hold at that index: every entry goes.
+        apply_both(&mut p, &save(4, 3, b"installed"));
+        assert!(p.entries.is_empty());
+        assert_eq!(p.first_index(), 5);
+        // Past the end of the log: likewise.
+        assert!(p.apply(&Action::AppendLog(entries(5, &[3]))));
+        apply_both(&mut p, &save(9, 4, b"far"));
+        assert!(p.entries.is_empty());
+        assert_eq!(p.snapshot_size(), 3);
     }
 }

@@ -133,7 +133,8 @@ impl RaftStorage {
     ///
     /// [`StorageError::InvalidAction`] (and no change) for actions the Raft core never
     /// emits and that would make the log unrestorable: entries that are not consecutive
-    /// or do not follow the last entry, and a snapshot older than the stored one.
+    /// or do not follow the last entry, and a snapshot older than the stored one. A
+    /// snapshot at the stored one's index is ignored (as by [`Persisted::apply`]).
     pub fn apply(&mut self, action: &Action) -> Result<bool, StorageError> {
         if self.poisoned {
             return Err(StorageError::Poisoned);
@@ -194,6 +195,10 @@ impl RaftStorage {
                 "snapshot through index {} is older than the stored one through {current}",
                 meta.index
             )));
+        }
+        if meta.index == current {
+            // Covers nothing new: ignored, as by `Persisted::apply` and `RaftLog::compact_to`.
+            return Ok(());
         }
         // The rule of `Persisted::apply`: keep the entries after the snapshot only if the log
         // holds its last entry (same index and term); otherwise discard every entry.

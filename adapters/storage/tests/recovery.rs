@@ -81,6 +81,27 @@ fn invalid_actions_are_refused_without_effect() {
     assert_eq!(open(dir.path()).unwrap(), refs[1]);
 }
 
+#[test]
+fn a_snapshot_at_the_stored_index_is_ignored_as_by_persisted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, _) = RaftStorage::open(dir.path(), fast()).unwrap();
+    let first = vec![append(1..=5, 1), snapshot(3, 1)];
+    apply_batch(&mut s, &first);
+    let meta = s.snapshot_meta();
+    // The same index again, with the right term and a wrong one: nothing to write.
+    let again = vec![snapshot(3, 1), snapshot(3, 4)];
+    for a in &again {
+        assert!(s.apply(a).unwrap());
+    }
+    assert!(!s.needs_sync());
+    assert_eq!((s.snapshot_meta(), s.last_index()), (meta, 5));
+    drop(s);
+    // The reference changes nothing either, and recovery agrees with it.
+    let refs = reference(&[first, again]);
+    assert_eq!(refs[2], refs[1]);
+    assert_eq!(open(dir.path()).unwrap(), refs[2]);
+}
+
 /// Runs the script with the given segment size, recording the directory before each sync
 /// and after it, and returns the reference states.
 struct Recorded {
