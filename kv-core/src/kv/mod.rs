@@ -16,6 +16,7 @@
 //! [`Kv`] implements [`StateMachine`](crate::rsm::StateMachine) with commands = [`Op`] (Gets through the log are
 //! allowed, and read-only) and queries = keys (linearizable reads without the log).
 
+mod codec;
 mod store;
 
 use bytes::Bytes;

@@ -9,7 +9,7 @@ use crate::hash::KeyHash;
 use serde::{Deserialize, Serialize};
 
 use super::{KvError, KvOutput, KvResult, Op, OpRef};
-use crate::rsm::StateMachine;
+use crate::rsm::{DecodeError, StateMachine};
 
 /// Format byte of a [`Kv`] snapshot.
 const KV_SNAPSHOT_FORMAT: u8 = 1;
@@ -224,6 +224,14 @@ impl StateMachine for Kv {
 
     fn query(&self, key: &Bytes) -> KvResult {
         self.read(key)
+    }
+
+    fn encode_command(op: &Op, out: &mut Vec<u8>) {
+        super::codec::encode(op, out);
+    }
+
+    fn decode_command(data: &[u8]) -> Result<OpRef<'_>, DecodeError> {
+        super::codec::decode(data)
     }
 
     fn snapshot(&self, out: &mut Vec<u8>) {

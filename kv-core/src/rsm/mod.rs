@@ -91,7 +91,7 @@
 //! assert_eq!(again.raft().log().last_index(), 2); // the leader's no-op and our command
 //! ```
 
-mod codec;
+pub(crate) mod codec;
 mod log_size;
 mod session;
 mod waiting;
@@ -108,10 +108,10 @@ use stepwise_raft::{
     NodeId, Payload, Persisted, Snapshot, Term,
 };
 
-pub use codec::DecodeError;
+pub use codec::{DecodeError, postcard_decode, postcard_encode};
 pub use session::{Seen, Session, SessionEntry, Sessions};
 
-use codec::{EntryReader, Envelope, decode_snapshot, encode_entry, encode_snapshot};
+use codec::{EntryReader, decode_snapshot, encode_entry, encode_snapshot};
 use log_size::LogSize;
 use waiting::Waiting;
 
@@ -122,12 +122,14 @@ use waiting::Waiting;
 /// random seeds. Outputs are kept in the session table for retries and travel in snapshots,
 /// hence `Serialize`.
 ///
-/// Commands are written to the log as [`StateMachine::Command`] and read back as
-/// [`StateMachine::Decoded`], which must decode from the same bytes (postcard) and may
-/// borrow from the entry, so a machine can apply without allocating copies it does not
-/// keep. Most machines simply use `type Decoded<'a> = Self::Command;`.
+/// Commands are written to the log by [`StateMachine::encode_command`] and read back as
+/// [`StateMachine::Decoded`] by [`StateMachine::decode_command`], which may borrow from the
+/// entry, so a machine can apply without allocating copies it does not keep. The default
+/// codec is postcard (serde), and most machines simply use
+/// `type Decoded<'a> = Self::Command;`; a machine on a hot path (the KV store) overrides
+/// both methods with a hand-written format.
 pub trait StateMachine {
-    /// A command that changes the state. Goes through the Raft log (postcard-encoded).
+    /// A command that changes the state. Goes through the Raft log.
     type Command: Serialize;
     /// A command as read back from the log, possibly borrowing from the entry's bytes.
     type Decoded<'a>: Deserialize<'a>;
@@ -148,6 +150,19 @@ pub trait StateMachine {
     /// Replaces the whole state with one written by [`StateMachine::snapshot`]. On error
     /// the state may be left in any condition; the layer stops using it.
     fn restore(&mut self, data: &[u8]) -> Result<(), String>;
+
+    /// Appends the bytes of one command to `out` (the layer frames them with their
+    /// length and session). Default: postcard.
+    fn encode_command(command: &Self::Command, out: &mut Vec<u8>) {
+        codec::postcard_encode(command, out);
+    }
+
+    /// Reads a command back from exactly the bytes [`StateMachine::encode_command`] wrote.
+    /// An error skips that command on every replica (counted in
+    /// [`RsmStats::bad_entries`]). Default: postcard.
+    fn decode_command(data: &[u8]) -> Result<Self::Decoded<'_>, DecodeError> {
+        codec::postcard_decode(data)
+    }
 }
 
 /// Configuration of an [`Rsm`].
@@ -593,8 +608,13 @@ impl<S: StateMachine, T> Rsm<S, T> {
         if commands.is_empty() {
             return;
         }
-        let buf = Vec::with_capacity(self.entry_size_hint);
-        let buf = encode_entry(commands.len(), commands.iter().map(|(s, c)| (*s, c)), buf);
+        let mut buf = Vec::with_capacity(self.entry_size_hint);
+        encode_entry(
+            commands.len(),
+            commands.iter().map(|(s, c)| (*s, c)),
+            &mut buf,
+            |c, out| S::encode_command(c, out),
+        );
         // Grow the hint to the largest entry seen (capped), so batches rarely reallocate.
         self.entry_size_hint = self
             .entry_size_hint
@@ -734,12 +754,20 @@ impl<S: StateMachine, T> Rsm<S, T> {
             }
         };
         let mut k = 0;
-        while let Some(next) = reader.next::<S::Decoded<'_>>() {
-            let Envelope { session, command } = match next {
-                Ok(env) => env,
+        while let Some(next) = reader.next() {
+            let Ok((session, bytes)) = next else {
+                // Broken framing: the rest of the entry is unreadable.
+                self.stats.bad_entries += 1;
+                break;
+            };
+            let k_now = k;
+            k += 1;
+            let command = match S::decode_command(bytes) {
+                Ok(command) => command,
                 Err(_) => {
+                    // Skipped on every replica alike; its submitter learns it failed.
                     self.stats.bad_entries += 1;
-                    break;
+                    continue;
                 }
             };
             let result = match session {
@@ -762,12 +790,11 @@ impl<S: StateMachine, T> Rsm<S, T> {
             };
             if let Some(tag) = tags
                 .as_deref_mut()
-                .and_then(|t| t.get_mut(k))
+                .and_then(|t| t.get_mut(k_now))
                 .and_then(Option::take)
             {
                 out.push(Action::Reply { tag, result });
             }
-            k += 1;
         }
         if reader.has_trailing_bytes() {
             self.stats.bad_entries += 1;
