@@ -10,6 +10,10 @@
 //! The action contract is the [`Rsm`]'s (see [`crate::rsm`]): carry out actions in order,
 //! persistence durable before anything later.
 //!
+//! Other servers built on an [`Rsm`] (the sharded service's controller and groups) share
+//! its translation of the layer's actions: [`step_rsm`] with [`ServerAction`], and
+//! [`flatten`] for client results.
+//!
 //! ```
 //! use stepwise_kv::replica::{Action, Input, Replica};
 //! use stepwise_kv::{KvOutput, Op, Request, RsmConfig};
@@ -41,7 +45,7 @@ use stepwise_raft::{Action as RaftAction, Message, NodeId, Persisted};
 
 use crate::kv::{Kv, KvError, KvResult, Op};
 use crate::message::{Reply, Request};
-use crate::rsm::{self, Rsm, RsmConfig, RsmError, Submission, SubmitError};
+use crate::rsm::{self, Rsm, RsmConfig, RsmError, StateMachine, Submission, SubmitError};
 
 /// Where a request came from: the client's address (as the adapter numbers connections or
 /// clients) and the request's id. The [`Rsm`] tag of a replica.
@@ -101,6 +105,71 @@ pub enum Action {
     Halted(String),
 }
 
+/// The actions of a server built on an [`Rsm`] that carry the layer's own duties through
+/// unchanged: persistence, messages to peer replicas, and halting. See [`step_rsm`].
+pub trait ServerAction: Sized {
+    /// The layer's [`rsm::Action::Persist`].
+    fn persist(action: RaftAction) -> Self;
+    /// The layer's [`rsm::Action::Send`].
+    fn send(to: NodeId, msg: Message) -> Self;
+    /// The layer's [`rsm::Action::Halted`].
+    fn halted(reason: String) -> Self;
+}
+
+impl ServerAction for Action {
+    fn persist(action: RaftAction) -> Self {
+        Action::Persist(action)
+    }
+    fn send(to: NodeId, msg: Message) -> Self {
+        Action::Send { to, msg }
+    }
+    fn halted(reason: String) -> Self {
+        Action::Halted(reason)
+    }
+}
+
+/// Steps `rsm` with `input` and appends its actions to `out`, in order, as the server's
+/// own: persistence, messages and halts one to one ([`ServerAction`]), replies through
+/// `reply` (which may push any number of actions), leader changes dropped. `buf` is a
+/// buffer reused across calls (left empty).
+pub fn step_rsm<S, T, A>(
+    rsm: &mut Rsm<S, T>,
+    input: rsm::Input<S::Command, S::Query, T>,
+    buf: &mut Vec<rsm::Action<S::Output, T>>,
+    out: &mut Vec<A>,
+    mut reply: impl FnMut(T, Result<S::Output, SubmitError>, &mut Vec<A>),
+) where
+    S: StateMachine,
+    A: ServerAction,
+{
+    buf.clear();
+    rsm.step_into(input, buf);
+    for action in buf.drain(..) {
+        match action {
+            rsm::Action::Persist(a) => out.push(A::persist(a)),
+            rsm::Action::Send { to, msg } => out.push(A::send(to, msg)),
+            rsm::Action::Reply { tag, result } => reply(tag, result, out),
+            rsm::Action::LeaderChanged { .. } => {}
+            rsm::Action::Halted(reason) => out.push(A::halted(reason)),
+        }
+    }
+}
+
+/// Turns the layer's outcome of a command or query into the client's result: the state
+/// machine's own result, or the client-facing error for [`SubmitError`].
+pub fn flatten<R, E: From<SubmitError>>(result: Result<Result<R, E>, SubmitError>) -> Result<R, E> {
+    result.unwrap_or_else(|e| Err(E::from(e)))
+}
+
+impl From<SubmitError> for KvError {
+    fn from(e: SubmitError) -> Self {
+        match e {
+            SubmitError::NotLeader { leader } => KvError::WrongLeader { leader },
+            SubmitError::Stale => KvError::Stale,
+        }
+    }
+}
+
 /// A replicated KV server. See the [module docs](self).
 #[derive(Debug)]
 pub struct Replica {
@@ -146,79 +215,68 @@ impl Replica {
 
     /// Like [`Replica::step`], but appends the actions to `out`.
     pub fn step_into(&mut self, input: Input, out: &mut Vec<Action>) {
-        let mut buf = std::mem::take(&mut self.buf);
-        buf.clear();
         match input {
-            Input::Tick => self.rsm.step_into(rsm::Input::Tick, &mut buf),
-            Input::Receive { from, msg } => self
-                .rsm
-                .step_into(rsm::Input::Receive { from, msg }, &mut buf),
+            Input::Tick => self.rsm_step(rsm::Input::Tick, out),
+            Input::Receive { from, msg } => self.rsm_step(rsm::Input::Receive { from, msg }, out),
             Input::Request { from, request } => {
-                let origin = Origin {
-                    client: from,
-                    id: request.id,
+                let input = match request_input(from, request) {
+                    Ok((tag, key)) => rsm::Input::Query { tag, query: key },
+                    Err(write) => rsm::Input::Submit(write),
                 };
-                let input = match request.op {
-                    Op::Get { key } => rsm::Input::Query {
-                        tag: origin,
-                        query: key,
-                    },
-                    op => rsm::Input::Submit(Submission {
-                        tag: origin,
-                        session: request.session,
-                        command: op,
-                    }),
-                };
-                self.rsm.step_into(input, &mut buf);
+                self.rsm_step(input, out);
             }
             Input::Requests(requests) => {
                 let mut writes = Vec::with_capacity(requests.len());
                 for (from, request) in requests {
-                    let tag = Origin {
-                        client: from,
-                        id: request.id,
-                    };
-                    match request.op {
-                        Op::Get { key } => self
-                            .rsm
-                            .step_into(rsm::Input::Query { tag, query: key }, &mut buf),
-                        op => writes.push(Submission {
-                            tag,
-                            session: request.session,
-                            command: op,
-                        }),
+                    match request_input(from, request) {
+                        Ok((tag, key)) => self.rsm_step(rsm::Input::Query { tag, query: key }, out),
+                        Err(write) => writes.push(write),
                     }
                 }
                 if !writes.is_empty() {
-                    self.rsm
-                        .step_into(rsm::Input::SubmitBatch(writes), &mut buf);
+                    self.rsm_step(rsm::Input::SubmitBatch(writes), out);
                 }
             }
         }
-        for action in buf.drain(..) {
-            out.push(match action {
-                rsm::Action::Persist(a) => Action::Persist(a),
-                rsm::Action::Send { to, msg } => Action::Send { to, msg },
-                rsm::Action::Reply { tag, result } => Action::Reply {
+    }
+
+    fn rsm_step(&mut self, input: KvInput, out: &mut Vec<Action>) {
+        step_rsm(
+            &mut self.rsm,
+            input,
+            &mut self.buf,
+            out,
+            |tag, result, out| {
+                out.push(Action::Reply {
                     to: tag.client,
                     reply: Reply {
                         id: tag.id,
                         result: flatten(result),
                     },
-                },
-                rsm::Action::LeaderChanged { .. } => continue,
-                rsm::Action::Halted(reason) => Action::Halted(reason),
-            });
-        }
-        self.buf = buf;
+                })
+            },
+        );
     }
 }
 
-/// Turns the layer's outcome into the client's result.
-fn flatten(result: Result<KvResult, SubmitError>) -> KvResult {
-    match result {
-        Ok(r) => r,
-        Err(SubmitError::NotLeader { leader }) => Err(KvError::WrongLeader { leader }),
-        Err(SubmitError::Stale) => Err(KvError::Stale),
+/// The layer's input for the KV store.
+type KvInput = rsm::Input<Op, <Kv as StateMachine>::Query, Origin>;
+
+/// A request as the layer sees it: a Get is a query (`Ok`), anything else a write.
+fn request_input(
+    from: u64,
+    request: Request,
+) -> Result<(Origin, <Kv as StateMachine>::Query), Submission<Op, Origin>> {
+    let tag = Origin {
+        client: from,
+        id: request.id,
+    };
+    match request.op {
+        Op::Get { key } => Ok((tag, key)),
+        op => Err(Submission {
+            tag,
+            session: request.session,
+            command: op,
+        }),
     }
 }

@@ -39,7 +39,7 @@
 //! assert_eq!(server.ctrler().latest().shards, [7; 10]);
 //! ```
 
-use stepwise_kv::replica::Origin;
+use stepwise_kv::replica::{Origin, ServerAction, flatten, step_rsm};
 use stepwise_kv::rsm::{self, Rsm, RsmConfig, RsmError, Submission, SubmitError};
 use stepwise_raft::{Action as RaftAction, Message, NodeId, Persisted};
 
@@ -88,6 +88,18 @@ pub enum Action {
     },
     /// The server stopped (see [`rsm::Action::Halted`]).
     Halted(String),
+}
+
+impl ServerAction for Action {
+    fn persist(action: RaftAction) -> Self {
+        Action::Persist(action)
+    }
+    fn send(to: NodeId, msg: Message) -> Self {
+        Action::Send { to, msg }
+    }
+    fn halted(reason: String) -> Self {
+        Action::Halted(reason)
+    }
 }
 
 /// A replicated controller server. See the [module docs](self).
@@ -139,8 +151,6 @@ impl CtrlerServer {
 
     /// Like [`CtrlerServer::step`], but appends the actions to `out`.
     pub fn step_into(&mut self, input: Input, out: &mut Vec<Action>) {
-        let mut buf = std::mem::take(&mut self.buf);
-        buf.clear();
         let input = match input {
             Input::Tick => rsm::Input::Tick,
             Input::Receive { from, msg } => rsm::Input::Receive { from, msg },
@@ -162,31 +172,29 @@ impl CtrlerServer {
                 }
             }
         };
-        self.rsm.step_into(input, &mut buf);
-        for action in buf.drain(..) {
-            out.push(match action {
-                rsm::Action::Persist(a) => Action::Persist(a),
-                rsm::Action::Send { to, msg } => Action::Send { to, msg },
-                rsm::Action::Reply { tag, result } => Action::Reply {
+        step_rsm(
+            &mut self.rsm,
+            input,
+            &mut self.buf,
+            out,
+            |tag, result, out| {
+                out.push(Action::Reply {
                     to: tag.client,
                     reply: CtrlReply {
                         id: tag.id,
                         result: flatten(result),
                     },
-                },
-                rsm::Action::LeaderChanged { .. } => continue,
-                rsm::Action::Halted(reason) => Action::Halted(reason),
-            });
-        }
-        self.buf = buf;
+                })
+            },
+        );
     }
 }
 
-/// Turns the layer's outcome into the client's result.
-fn flatten(result: Result<CtrlResult, SubmitError>) -> CtrlResult {
-    match result {
-        Ok(r) => r,
-        Err(SubmitError::NotLeader { leader }) => Err(CtrlError::WrongLeader { leader }),
-        Err(SubmitError::Stale) => Err(CtrlError::Stale),
+impl From<SubmitError> for CtrlError {
+    fn from(e: SubmitError) -> Self {
+        match e {
+            SubmitError::NotLeader { leader } => CtrlError::WrongLeader { leader },
+            SubmitError::Stale => CtrlError::Stale,
+        }
     }
 }

@@ -30,7 +30,7 @@
 
 use std::collections::BTreeMap;
 
-use stepwise_kv::replica::Origin;
+use stepwise_kv::replica::{Origin, ServerAction, step_rsm};
 use stepwise_kv::rsm::{self, Rsm, RsmConfig, RsmError, Submission, SubmitError};
 use stepwise_kv::{KvError, KvResult, Op, Reply, Request};
 use stepwise_raft::{Action as RaftAction, Message, NodeId, Persisted};
@@ -216,6 +216,18 @@ pub enum Action {
     Halted(String),
 }
 
+impl ServerAction for Action {
+    fn persist(action: RaftAction) -> Self {
+        Action::Persist(action)
+    }
+    fn send(to: NodeId, msg: Message) -> Self {
+        Action::Send { to, msg }
+    }
+    fn halted(reason: String) -> Self {
+        Action::Halted(reason)
+    }
+}
+
 /// Counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct GroupStats {
@@ -394,35 +406,18 @@ impl GroupServer {
 
     /// Steps the layer and translates its actions.
     fn rsm_step(&mut self, input: rsm::Input<GroupCmd, GroupQuery, Tag>, out: &mut Vec<Action>) {
-        let mut buf = std::mem::take(&mut self.buf);
-        buf.clear();
-        self.rsm.step_into(input, &mut buf);
-        for action in buf.drain(..) {
-            match action {
-                rsm::Action::Persist(a) => out.push(Action::Persist(a)),
-                rsm::Action::Send { to, msg } => out.push(Action::Send { to, msg }),
-                rsm::Action::Reply { tag, result } => self.answer(tag, result, out),
-                rsm::Action::LeaderChanged { .. } => {}
-                rsm::Action::Halted(reason) => out.push(Action::Halted(reason)),
-            }
-        }
-        self.buf = buf;
+        step_rsm(&mut self.rsm, input, &mut self.buf, out, Self::answer);
     }
 
-    fn answer(
-        &mut self,
-        tag: Tag,
-        result: Result<GroupOutput, SubmitError>,
-        out: &mut Vec<Action>,
-    ) {
+    /// Answers whoever waits for a command's or query's outcome.
+    fn answer(tag: Tag, result: Result<GroupOutput, SubmitError>, out: &mut Vec<Action>) {
         match tag {
             Tag::Client(origin) => {
                 let result: KvResult = match result {
                     Ok(GroupOutput::Kv(r)) => r,
                     // Only Kv commands and Get queries carry client tags.
                     Ok(_) => Err(KvError::WrongGroup),
-                    Err(SubmitError::NotLeader { leader }) => Err(KvError::WrongLeader { leader }),
-                    Err(SubmitError::Stale) => Err(KvError::Stale),
+                    Err(e) => Err(KvError::from(e)),
                 };
                 out.push(Action::Reply {
                     to: origin.client,
