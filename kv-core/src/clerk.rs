@@ -6,7 +6,7 @@
 //! when a server is not the leader (following the server's hint when it has one) or when no
 //! reply came within [`ClerkConfig::retry_ticks`], and pauses
 //! [`ClerkConfig::backoff_ticks`] after every server in turn refused, so an election in
-//! progress is not flooded.
+//! progress is not flooded ([`Retry`] does that bookkeeping).
 //!
 //! **Exactly-once.** With [`ClerkConfig::sessions`] on, every write carries the clerk's
 //! [`Session`] (its id and the write's sequence number): however many copies reach the
@@ -45,6 +45,7 @@ use stepwise_raft::NodeId;
 
 use crate::kv::{KvError, KvResult, Op};
 use crate::message::{Reply, Request};
+use crate::retry::Retry;
 use crate::rsm::Session;
 
 /// How a [`Clerk`] behaves.
@@ -136,22 +137,16 @@ struct Current {
     request: Request,
     /// Copies sent so far.
     transmissions: u32,
-    /// Ticks since the last copy was sent.
-    since_send: u32,
     /// Ticks since the operation started.
     elapsed: u32,
-    /// Consecutive refusals.
-    refusals: usize,
-    /// Ticks left to wait before the next copy, while backing off.
-    backoff: Option<u32>,
 }
 
 /// A sans-IO client of the KV service. See the [module docs](self).
 #[derive(Debug)]
 pub struct Clerk {
     cfg: ClerkConfig,
-    /// Index in `cfg.servers` of the server believed to lead.
-    leader: usize,
+    /// Where to send and when to resend.
+    retry: Retry,
     next_id: u64,
     seq: u64,
     queue: VecDeque<Op>,
@@ -170,8 +165,12 @@ impl Clerk {
             "a clerk needs at least one server"
         );
         Clerk {
+            retry: Retry::new(
+                config.servers.clone(),
+                config.retry_ticks,
+                config.backoff_ticks,
+            ),
             cfg: config,
-            leader: 0,
             next_id: 1,
             seq: 0,
             queue: VecDeque::new(),
@@ -187,7 +186,7 @@ impl Clerk {
 
     /// The server the clerk will try first.
     pub fn leader_hint(&self) -> NodeId {
-        self.cfg.servers[self.leader]
+        self.retry.target()
     }
 
     /// Whether no operation is in progress or queued.
@@ -248,11 +247,9 @@ impl Clerk {
         self.current = Some(Current {
             request: Request { id, session, op },
             transmissions: 0,
-            since_send: 0,
             elapsed: 0,
-            refusals: 0,
-            backoff: None,
         });
+        self.retry.restart();
         self.transmit(out);
     }
 
@@ -261,11 +258,10 @@ impl Clerk {
             return;
         };
         cur.transmissions += 1;
-        cur.since_send = 0;
-        cur.backoff = None;
+        self.retry.sent();
         self.stats.sent += 1;
         out.push(Action::Send {
-            to: self.cfg.servers[self.leader],
+            to: self.retry.target(),
             request: cur.request.clone(),
         });
     }
@@ -279,26 +275,16 @@ impl Clerk {
             self.finish(Err(KvError::Timeout), out);
             return;
         }
-        match &mut cur.backoff {
-            Some(left) => {
-                *left = left.saturating_sub(1);
-                if *left == 0 {
-                    self.transmit(out);
-                }
+        let backing_off = self.retry.backing_off();
+        if self.retry.tick() {
+            if !backing_off {
+                self.stats.timeouts += 1;
             }
-            None => {
-                cur.since_send += 1;
-                if cur.since_send >= self.cfg.retry_ticks {
-                    self.stats.timeouts += 1;
-                    self.leader = (self.leader + 1) % self.cfg.servers.len();
-                    self.transmit(out);
-                }
-            }
+            self.transmit(out);
         }
     }
 
     fn receive(&mut self, from: NodeId, reply: Reply, out: &mut Vec<Action>) {
-        let n = self.cfg.servers.len();
         let Some(cur) = self.current.as_mut() else {
             self.stats.ignored += 1;
             return;
@@ -309,25 +295,13 @@ impl Clerk {
         }
         match reply.result {
             Err(KvError::WrongLeader { leader }) => {
-                if from != self.cfg.servers[self.leader] || cur.backoff.is_some() {
+                if from != self.retry.target() || self.retry.backing_off() {
                     // From a server we already left: the one we wait for may still answer.
                     self.stats.ignored += 1;
                     return;
                 }
                 self.stats.wrong_leader += 1;
-                cur.refusals += 1;
-                let hinted = leader
-                    .filter(|&l| l != from)
-                    .and_then(|l| self.cfg.servers.iter().position(|&s| s == l));
-                self.leader = hinted.unwrap_or((self.leader + 1) % n);
-                if cur.refusals >= n && hinted.is_none() {
-                    cur.refusals = 0;
-                    cur.backoff = Some(self.cfg.backoff_ticks.max(1));
-                } else if cur.refusals >= 2 * n {
-                    // Hints going round in circles (leadership changing under us).
-                    cur.refusals = 0;
-                    cur.backoff = Some(self.cfg.backoff_ticks.max(1));
-                } else {
+                if self.retry.refused(from, leader) {
                     self.transmit(out);
                 }
             }
@@ -336,9 +310,7 @@ impl Clerk {
                 self.stats.ignored += 1;
             }
             result => {
-                if let Some(i) = self.cfg.servers.iter().position(|&s| s == from) {
-                    self.leader = i;
-                }
+                self.retry.answered(from);
                 let maybe = !self.cfg.sessions
                     && cur.request.op.is_versioned_put()
                     && cur.transmissions > 1

@@ -141,6 +141,7 @@ pub mod kv;
 pub mod lock;
 pub mod message;
 pub mod replica;
+pub mod retry;
 pub mod rsm;
 pub mod server;
 
