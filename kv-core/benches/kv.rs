@@ -224,14 +224,18 @@ impl Bench {
                 self.step_replica(r, replica::Input::Receive { from, msg });
             }
             if !self.request_inbox[r].is_empty() {
-                let requests = std::mem::take(&mut self.request_inbox[r]);
+                // A fresh batch with room for as many as this one (the replica keeps it).
+                let room = self.request_inbox[r].len();
+                let requests =
+                    std::mem::replace(&mut self.request_inbox[r], Vec::with_capacity(room));
                 self.step_replica(r, replica::Input::Requests(requests));
             }
         }
-        let replies = std::mem::take(&mut self.reply_inbox);
-        for (c, from, reply) in replies {
+        let mut replies = std::mem::take(&mut self.reply_inbox);
+        for (c, from, reply) in replies.drain(..) {
             self.step_clerk(c, clerk::Input::Receive { from, reply });
         }
+        self.reply_inbox = replies;
     }
 
     /// Returns (ops per wall second, ops per CPU second, latencies).
@@ -285,8 +289,11 @@ impl Bench {
                 None if warm => {
                     self.recording = true;
                     // Room for every latency of the run up front (no regrowth inside).
-                    let expected = self.stop_after.unwrap_or(4_000_000 * measure.as_secs().max(1));
-                    self.latencies.reserve(usize::try_from(expected).unwrap_or(0));
+                    let expected = self
+                        .stop_after
+                        .unwrap_or(4_000_000 * measure.as_secs().max(1));
+                    self.latencies
+                        .reserve(usize::try_from(expected).unwrap_or(0));
                     measuring_since = Some(now);
                     cpu0 = thread_cpu_secs();
                 }

@@ -226,12 +226,17 @@ impl Replica {
                 self.rsm_step(input, out);
             }
             Input::Requests(requests) => {
+                // Reads share one ReadIndex round, writes one log entry.
+                let mut reads = Vec::with_capacity(requests.len());
                 let mut writes = Vec::with_capacity(requests.len());
                 for (from, request) in requests {
                     match request_input(from, request) {
-                        Ok((tag, key)) => self.rsm_step(rsm::Input::Query { tag, query: key }, out),
+                        Ok(read) => reads.push(read),
                         Err(write) => writes.push(write),
                     }
+                }
+                if !reads.is_empty() {
+                    self.rsm_step(rsm::Input::QueryBatch(reads), out);
                 }
                 if !writes.is_empty() {
                     self.rsm_step(rsm::Input::SubmitBatch(writes), out);

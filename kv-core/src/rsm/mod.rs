@@ -279,6 +279,10 @@ pub enum Input<C, Q, T> {
         /// The query.
         query: Q,
     },
+    /// Answer several read-only queries linearizably with one ReadIndex round for all of
+    /// them (what an adapter does with the reads that arrived since its last step). Each
+    /// gets its own reply.
+    QueryBatch(Vec<(T, Q)>),
     /// Snapshot now: if entries were applied after the log's snapshot index (and the layer
     /// has not halted), encode a snapshot at the applied index and hand it to Raft, which
     /// persists it ([`Action::Persist`] of a `SaveSnapshot`) and compacts its log; else do
@@ -356,7 +360,7 @@ pub struct Rsm<S: StateMachine, T = u64> {
     /// The tags of the proposal being handed to Raft in this step.
     proposing: SmallVec<[Option<T>; 1]>,
     /// Queries waiting for ReadIndex confirmation, by ReadIndex context.
-    reads: Waiting<(T, S::Query)>,
+    reads: Waiting<SmallVec<[(T, S::Query); 1]>>,
     /// Confirmed queries waiting for `applied` to reach their read index, by index.
     ready_reads: VecDeque<(Index, T, S::Query)>,
     halted: Option<String>,
@@ -517,8 +521,14 @@ impl<S: StateMachine, T> Rsm<S, T> {
                 self.submit(subs.into_iter(), n, out);
             }
             Input::Query { tag, query } => {
-                let ctx = self.reads.push((tag, query));
+                let ctx = self.reads.push(smallvec::smallvec![(tag, query)]);
                 self.raft_step(RaftInput::ReadIndex { ctx }, out);
+            }
+            Input::QueryBatch(queries) => {
+                if !queries.is_empty() {
+                    let ctx = self.reads.push(SmallVec::from_vec(queries));
+                    self.raft_step(RaftInput::ReadIndex { ctx }, out);
+                }
             }
             Input::Compact => {
                 if self.applied > self.raft.log().snapshot_meta().index {
@@ -551,6 +561,14 @@ impl<S: StateMachine, T> Rsm<S, T> {
                 }
             }
             Input::Query { tag, .. } => out.push(Action::Reply { tag, result: err }),
+            Input::QueryBatch(queries) => {
+                for (tag, _) in queries {
+                    out.push(Action::Reply {
+                        tag,
+                        result: err.clone(),
+                    });
+                }
+            }
         }
     }
 
@@ -669,18 +687,24 @@ impl<S: StateMachine, T> Rsm<S, T> {
                 }
             }
             RaftAction::ReadReady { ctx, index } => {
-                if let Some((tag, query)) = self.reads.take(ctx) {
-                    if index <= self.applied {
+                let Some(queries) = self.reads.take(ctx) else {
+                    return;
+                };
+                if index <= self.applied {
+                    for (tag, query) in queries {
                         let result = Ok(self.sm.query(&query));
                         out.push(Action::Reply { tag, result });
-                    } else {
-                        let at = self.ready_reads.partition_point(|r| r.0 <= index);
-                        self.ready_reads.insert(at, (index, tag, query));
+                    }
+                } else {
+                    let at = self.ready_reads.partition_point(|r| r.0 <= index);
+                    // Usually at the end: read indexes rarely go backwards.
+                    for (k, (tag, query)) in queries.into_iter().enumerate() {
+                        self.ready_reads.insert(at + k, (index, tag, query));
                     }
                 }
             }
             RaftAction::ReadFailed { ctx, leader } => {
-                if let Some((tag, _)) = self.reads.take(ctx) {
+                for (tag, _) in self.reads.take(ctx).into_iter().flatten() {
                     out.push(Action::Reply {
                         tag,
                         result: Err(SubmitError::NotLeader { leader }),
@@ -847,7 +871,7 @@ impl<S: StateMachine, T> Rsm<S, T> {
                 for p in std::mem::take(&mut self.pending) {
                     fail_tags(p.tags, None, out);
                 }
-                for (tag, _) in self.reads.drain().collect::<Vec<_>>() {
+                for (tag, _) in self.reads.drain().flatten().collect::<Vec<_>>() {
                     out.push(Action::Reply {
                         tag,
                         result: Err(SubmitError::NotLeader { leader: None }),

@@ -251,6 +251,71 @@ fn reads_wait_for_a_quorum_and_see_every_completed_write() {
 }
 
 #[test]
+fn a_query_batch_shares_one_read_index_round() {
+    let mut c = Cluster::new(3, None);
+    let l = c.elect();
+    c.step(l, sub(1, Cmd::Inc));
+    c.run_until(|c| c.reply(1).is_some());
+    c.net.clear();
+    c.step(l, Input::QueryBatch((2..=6).map(|t| (t, ())).collect()));
+    // One confirmation round: one heartbeat to each follower, not one per query.
+    assert_eq!(c.net.len(), 2);
+    assert!((2..=6).all(|t| c.reply(t).is_none()));
+    c.run_until(|c| (2..=6).all(|t| c.reply(t).is_some()));
+    assert!((2..=6).all(|t| c.reply(t) == Some(&Ok(1))));
+    // An empty batch does nothing; a follower refuses every query with a hint.
+    c.step(l, Input::QueryBatch(Vec::new()));
+    let f = (l + 1) % 3;
+    c.run_until(|c| c.node(f).leader() == Some(l as u64));
+    c.step(f, Input::QueryBatch(vec![(7, ()), (8, ())]));
+    let hint = Err(SubmitError::NotLeader {
+        leader: Some(l as u64),
+    });
+    assert_eq!((c.reply(7), c.reply(8)), (Some(&hint), Some(&hint)));
+    // An isolated leader answers none of them.
+    c.up[l] = false;
+    c.step(l, Input::QueryBatch(vec![(9, ()), (10, ())]));
+    for _ in 0..20 {
+        c.round();
+    }
+    assert_eq!((c.reply(9), c.reply(10)), (None, None));
+}
+
+#[test]
+fn a_command_that_does_not_decode_is_skipped_alone() {
+    // An entry of three commands whose middle one is garbage to the state machine.
+    let mut payload = Vec::new();
+    let cmds: [&[u8]; 3] = [&[], &[0xFF, 0xFF], &[]];
+    super::codec::encode_entry(
+        3,
+        cmds.iter().map(|c| (None, *c)),
+        &mut payload,
+        |c, out| {
+            if c.is_empty() {
+                super::codec::postcard_encode(&Cmd::Inc, out);
+            } else {
+                out.extend_from_slice(c);
+            }
+        },
+    );
+    let mut disk = Persisted::default();
+    disk.hard_state.term = 1;
+    disk.entries.push(stepwise_raft::Entry {
+        term: 1,
+        index: 1,
+        payload: Payload::Command(Bytes::from(payload)),
+    });
+    let mut rsm: Rsm<Counter, u64> =
+        Rsm::restore(config(0, 1, None), disk, Counter::default()).unwrap();
+    for _ in 0..200 {
+        rsm.step(Input::Tick);
+    }
+    assert!(rsm.is_leader());
+    assert_eq!(rsm.stats().bad_entries, 1);
+    assert_eq!(rsm.state().n, 2);
+}
+
+#[test]
 fn proposals_of_a_deposed_leader_fail_cleanly_once_a_newer_term_shows_up() {
     let mut c = Cluster::new(3, None);
     let old = c.elect();
