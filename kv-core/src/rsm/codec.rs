@@ -124,6 +124,9 @@ pub(crate) fn encode_entry<C, I>(
     }
 }
 
+/// One command as framed in an entry: its session and its bytes.
+pub(crate) type Frame<'a> = (Option<Session>, &'a [u8]);
+
 /// Reads the commands of one log entry, one at a time.
 pub(crate) struct EntryReader<'a> {
     rest: &'a [u8],
@@ -152,7 +155,7 @@ impl<'a> EntryReader<'a> {
 
     /// The next command's session and bytes, `None` after the last. A command whose
     /// framing is broken ends the entry.
-    pub(crate) fn next(&mut self) -> Option<Result<(Option<Session>, &'a [u8]), DecodeError>> {
+    pub(crate) fn next(&mut self) -> Option<Result<Frame<'a>, DecodeError>> {
         if self.remaining == 0 {
             return None;
         }
@@ -164,7 +167,7 @@ impl<'a> EntryReader<'a> {
         Some(next)
     }
 
-    fn frame(&mut self) -> Result<(Option<Session>, &'a [u8]), DecodeError> {
+    fn frame(&mut self) -> Result<Frame<'a>, DecodeError> {
         let rest = &mut self.rest;
         let session = match take_bytes(rest, 1)?[0] {
             0 => None,

@@ -339,6 +339,9 @@ pub struct RsmStats {
     pub duplicates: u64,
 }
 
+/// Queries answered together (one ReadIndex round), with their tags.
+type Queries<T, Q> = SmallVec<[(T, Q); 1]>;
+
 /// A proposal waiting to be applied: the entry's position and the tags of its commands.
 struct Pending<T> {
     index: Index,
@@ -360,7 +363,7 @@ pub struct Rsm<S: StateMachine, T = u64> {
     /// The tags of the proposal being handed to Raft in this step.
     proposing: SmallVec<[Option<T>; 1]>,
     /// Queries waiting for ReadIndex confirmation, by ReadIndex context.
-    reads: Waiting<SmallVec<[(T, S::Query); 1]>>,
+    reads: Waiting<Queries<T, S::Query>>,
     /// Confirmed queries waiting for `applied` to reach their read index, by index.
     ready_reads: VecDeque<(Index, T, S::Query)>,
     halted: Option<String>,
