@@ -11,15 +11,13 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use bytes::Bytes;
 use stepwise_kv::clerk::{self, Clerk, ClerkConfig};
 use stepwise_kv::replica::{self, Replica};
 use stepwise_kv::server::Server;
 use stepwise_kv::{KvError, KvOutput, KvResult, Op, Reply, Request, RsmConfig};
-use stepwise_linearizability::models::{
-    Kv as LegacyModel, KvErr, KvInput, VersionedInput, VersionedKv, VersionedOutput,
-};
-use stepwise_linearizability::{CheckResult, History, Operation, check};
+use stepwise_linearizability::CheckResult;
+
+use crate::kv_history;
 use stepwise_raft::{Action as RaftAction, Config, Message, Persisted};
 use stepwise_sim::{Effect, MS, NetConfig, NodeId, Rand64, SEC, Sim, SimConfig, Time};
 
@@ -43,15 +41,7 @@ pub enum Service {
     Replicated { max_raft_state: Option<usize> },
 }
 
-/// One recorded client operation.
-#[derive(Clone, Debug)]
-pub struct Record {
-    pub client: NodeId,
-    pub op: Op,
-    pub call: Time,
-    pub ret: Time,
-    pub result: KvResult,
-}
+pub use crate::kv_history::{Record, text};
 
 /// Counts a client program reports when it stops.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -818,23 +808,10 @@ impl KvTester {
 
     /// [`KvTester::check_versioned`] over the operations `pick` selects (whole keys).
     pub fn check_versioned_where(&self, pick: impl Fn(&Op) -> bool) {
-        let mut h: History<VersionedInput<String, String>, VersionedOutput<String>> =
-            History::new();
-        for r in self.records.iter().filter(|r| pick(&r.op)) {
-            let input = versioned_input(&r.op);
-            let op = match versioned_output(&r.op, &r.result) {
-                Some(out) => Operation::complete(r.client as u64, input, r.call, out, r.ret),
-                None => Operation::pending(r.client as u64, input, r.call),
-            };
-            h.push(op);
-        }
-        for (ck, op, call) in self.in_flight().into_iter().filter(|o| pick(&o.1)) {
-            h.push(Operation::pending(ck as u64, versioned_input(&op), call));
-        }
-        self.verdict(check(
-            &VersionedKv::new(),
-            &h,
-            Some(Duration::from_secs(60)),
+        self.verdict(kv_history::check_versioned(
+            self.records.iter().filter(|r| pick(&r.op)),
+            self.in_flight().into_iter().filter(|o| pick(&o.1)),
+            Duration::from_secs(60),
         ));
     }
 
@@ -845,22 +822,10 @@ impl KvTester {
 
     /// [`KvTester::check_legacy`] over the operations `pick` selects (whole keys).
     pub fn check_legacy_where(&self, pick: impl Fn(&Op) -> bool) {
-        let mut h: History<KvInput<String, String>, String> = History::new();
-        for r in self.records.iter().filter(|r| pick(&r.op)) {
-            let input = legacy_input(&r.op);
-            let op = match legacy_output(&r.op, &r.result) {
-                Some(out) => Operation::complete(r.client as u64, input, r.call, out, r.ret),
-                None => Operation::pending(r.client as u64, input, r.call),
-            };
-            h.push(op);
-        }
-        for (ck, op, call) in self.in_flight().into_iter().filter(|o| pick(&o.1)) {
-            h.push(Operation::pending(ck as u64, legacy_input(&op), call));
-        }
-        self.verdict(check(
-            &LegacyModel::new(),
-            &h,
-            Some(Duration::from_secs(60)),
+        self.verdict(kv_history::check_legacy(
+            self.records.iter().filter(|r| pick(&r.op)),
+            self.in_flight().into_iter().filter(|o| pick(&o.1)),
+            Duration::from_secs(60),
         ));
     }
 
@@ -873,93 +838,8 @@ impl KvTester {
                 self.sim.stats().total
             );
         }
-        match result {
-            CheckResult::Ok => {}
-            CheckResult::Illegal(v) => self.fail(&format!("history is not linearizable: {v}")),
-            CheckResult::Unknown => self.fail(&format!(
-                "linearizability check timed out on {} operations",
-                self.records.len()
-            )),
+        if let Some(failure) = kv_history::verdict_failure(result, self.records.len()) {
+            self.fail(&failure);
         }
-    }
-}
-
-/// Bytes as text (the tests use ASCII).
-pub fn text(b: &Bytes) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn versioned_input(op: &Op) -> VersionedInput<String, String> {
-    match op {
-        Op::Get { key } => VersionedInput::Get { key: text(key) },
-        Op::Put {
-            key,
-            value,
-            version,
-        } => VersionedInput::Put {
-            key: text(key),
-            value: text(value),
-            version: version.expect("versioned tests only use versioned Puts"),
-        },
-        Op::Append { .. } => panic!("versioned tests do not append"),
-    }
-}
-
-/// The model's view of a result; `None` when the client got no usable answer.
-fn versioned_output(op: &Op, result: &KvResult) -> Option<VersionedOutput<String>> {
-    let err = match result {
-        Ok(KvOutput::Value { value, version }) => {
-            return Some(VersionedOutput::get(text(value), *version));
-        }
-        Ok(_) => KvErr::Ok,
-        // A Get of a missing key reads "" (version 0); a versioned Put on a missing key
-        // with a version above 0 is a version mismatch (a missing key is at version 0).
-        Err(KvError::NoKey) if op.is_read() => {
-            return Some(VersionedOutput {
-                value: String::new(),
-                version: 0,
-                err: KvErr::NoKey,
-            });
-        }
-        Err(KvError::NoKey | KvError::Version) => KvErr::Version,
-        Err(KvError::Maybe) => KvErr::Maybe,
-        Err(_) => return None,
-    };
-    Some(VersionedOutput::put(err))
-}
-
-fn legacy_input(op: &Op) -> KvInput<String, String> {
-    match op {
-        Op::Get { key } => KvInput::Get { key: text(key) },
-        Op::Put { key, value, .. } => KvInput::Put {
-            key: text(key),
-            value: text(value),
-        },
-        Op::Append {
-            key,
-            value,
-            return_old: false,
-        } => KvInput::Append {
-            key: text(key),
-            value: text(value),
-        },
-        Op::Append {
-            key,
-            value,
-            return_old: true,
-        } => KvInput::AppendReturn {
-            key: text(key),
-            value: text(value),
-        },
-    }
-}
-
-fn legacy_output(op: &Op, result: &KvResult) -> Option<String> {
-    match result {
-        Ok(KvOutput::Value { value, .. }) => Some(text(value)),
-        Ok(KvOutput::Appended { old, .. }) => Some(text(old)),
-        Ok(KvOutput::Written { .. }) => Some(String::new()),
-        Err(KvError::NoKey) if op.is_read() => Some(String::new()),
-        Err(_) => None,
     }
 }

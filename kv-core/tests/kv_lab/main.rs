@@ -8,6 +8,8 @@
 //! `STEPWISE_TRACE=1` prints the last simulator events when a check fails.
 
 mod harness;
+#[path = "../support/kv_history.rs"]
+mod kv_history;
 mod kvraft;
 mod kvraft_legacy;
 mod kvsrv;

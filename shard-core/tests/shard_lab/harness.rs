@@ -12,11 +12,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use bytes::Bytes;
 use stepwise_kv::{KvError, KvOutput, KvResult, Op, Reply, Request, RsmConfig};
-use stepwise_linearizability::models::{
-    Kv as LegacyModel, KvErr, KvInput, VersionedInput, VersionedKv, VersionedOutput,
-};
 use stepwise_linearizability::{CheckResult, History, Model, Operation, check};
 use stepwise_raft::{Action as RaftAction, Config, Message, Persisted};
 use stepwise_shard::client::{self, ShardClerk, ShardClerkConfig};
@@ -29,6 +25,8 @@ use stepwise_shard::key::key_to_shard;
 use stepwise_shard::message::{CtrlReply, CtrlRequest, PeerMsg};
 use stepwise_sim::{Effect, MS, NetConfig, NodeId, Rand64, SEC, Sim, SimConfig, Time};
 
+use crate::kv_history;
+
 /// What crosses the simulated network.
 #[derive(Clone, Debug)]
 pub enum Msg {
@@ -40,15 +38,7 @@ pub enum Msg {
     Peer(PeerMsg),
 }
 
-/// One recorded client operation.
-#[derive(Clone, Debug)]
-pub struct Record {
-    pub client: NodeId,
-    pub op: Op,
-    pub call: Time,
-    pub ret: Time,
-    pub result: KvResult,
-}
+pub use crate::kv_history::{Record, text};
 
 /// One recorded administrator operation.
 #[derive(Clone, Debug)]
@@ -1125,42 +1115,19 @@ impl Tester {
 
     /// Checks the history of Get/Put/Append operations (2020-2024 model).
     pub fn check_legacy(&self) {
-        let mut h: History<KvInput<String, String>, String> = History::new();
-        for r in &self.records {
-            let input = legacy_input(&r.op);
-            h.push(match legacy_output(&r.op, &r.result) {
-                Some(out) => Operation::complete(r.client as u64, input, r.call, out, r.ret),
-                None => Operation::pending(r.client as u64, input, r.call),
-            });
-        }
-        for (ck, op, call) in self.in_flight() {
-            h.push(Operation::pending(ck as u64, legacy_input(&op), call));
-        }
-        self.verdict(check(
-            &LegacyModel::new(),
-            &h,
-            Some(Duration::from_secs(30)),
+        self.verdict(kv_history::check_legacy(
+            &self.records,
+            self.in_flight(),
+            Duration::from_secs(30),
         ));
     }
 
     /// Checks the history of versioned operations (2025 model).
     pub fn check_versioned(&self) {
-        let mut h: History<VersionedInput<String, String>, VersionedOutput<String>> =
-            History::new();
-        for r in &self.records {
-            let input = versioned_input(&r.op);
-            h.push(match versioned_output(&r.op, &r.result) {
-                Some(out) => Operation::complete(r.client as u64, input, r.call, out, r.ret),
-                None => Operation::pending(r.client as u64, input, r.call),
-            });
-        }
-        for (ck, op, call) in self.in_flight() {
-            h.push(Operation::pending(ck as u64, versioned_input(&op), call));
-        }
-        self.verdict(check(
-            &VersionedKv::new(),
-            &h,
-            Some(Duration::from_secs(30)),
+        self.verdict(kv_history::check_versioned(
+            &self.records,
+            self.in_flight(),
+            Duration::from_secs(30),
         ));
     }
 
@@ -1196,15 +1163,10 @@ impl Tester {
     }
 
     fn verdict(&self, result: CheckResult) {
-        match result {
-            CheckResult::Ok => {}
-            CheckResult::Illegal(v) => self.fail(&format!("history is not linearizable: {v}")),
-            // The lab treats a checker timeout as a pass; we do not: make histories small
-            // enough to decide.
-            CheckResult::Unknown => self.fail(&format!(
-                "linearizability check timed out on {} operations",
-                self.records.len()
-            )),
+        // The lab treats a checker timeout as a pass; we do not: make histories small
+        // enough to decide.
+        if let Some(failure) = kv_history::verdict_failure(result, self.records.len()) {
+            self.fail(&failure);
         }
     }
 }
@@ -1243,11 +1205,6 @@ impl Model for CtrlerModel {
     }
 }
 
-/// Bytes as text (the tests use ASCII).
-pub fn text(b: &Bytes) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
 /// For each shard, the first key `"{prefix}{i}"` that falls in it: one key per shard, as
 /// the 2020-2024 lab's keys "0".."9" were with its first-byte hash.
 pub fn key_per_shard(nshards: usize, prefix: &str) -> Vec<String> {
@@ -1266,77 +1223,4 @@ pub fn rand_string(rng: &mut Rand64, n: usize) -> String {
     (0..n)
         .map(|_| char::from(b'a' + rng.rand_range(0..26) as u8))
         .collect()
-}
-
-fn legacy_input(op: &Op) -> KvInput<String, String> {
-    match op {
-        Op::Get { key } => KvInput::Get { key: text(key) },
-        Op::Put { key, value, .. } => KvInput::Put {
-            key: text(key),
-            value: text(value),
-        },
-        Op::Append {
-            key,
-            value,
-            return_old,
-        } => {
-            if *return_old {
-                KvInput::AppendReturn {
-                    key: text(key),
-                    value: text(value),
-                }
-            } else {
-                KvInput::Append {
-                    key: text(key),
-                    value: text(value),
-                }
-            }
-        }
-    }
-}
-
-fn legacy_output(op: &Op, result: &KvResult) -> Option<String> {
-    match result {
-        Ok(KvOutput::Value { value, .. }) => Some(text(value)),
-        Ok(KvOutput::Appended { old, .. }) => Some(text(old)),
-        Ok(KvOutput::Written { .. }) => Some(String::new()),
-        Err(KvError::NoKey) if op.is_read() => Some(String::new()),
-        Err(_) => None,
-    }
-}
-
-fn versioned_input(op: &Op) -> VersionedInput<String, String> {
-    match op {
-        Op::Get { key } => VersionedInput::Get { key: text(key) },
-        Op::Put {
-            key,
-            value,
-            version,
-        } => VersionedInput::Put {
-            key: text(key),
-            value: text(value),
-            version: version.expect("versioned tests only use versioned Puts"),
-        },
-        Op::Append { .. } => panic!("versioned tests do not append"),
-    }
-}
-
-fn versioned_output(op: &Op, result: &KvResult) -> Option<VersionedOutput<String>> {
-    let err = match result {
-        Ok(KvOutput::Value { value, version }) => {
-            return Some(VersionedOutput::get(text(value), *version));
-        }
-        Ok(_) => KvErr::Ok,
-        Err(KvError::NoKey) if op.is_read() => {
-            return Some(VersionedOutput {
-                value: String::new(),
-                version: 0,
-                err: KvErr::NoKey,
-            });
-        }
-        Err(KvError::NoKey | KvError::Version) => KvErr::Version,
-        Err(KvError::Maybe) => KvErr::Maybe,
-        Err(_) => return None,
-    };
-    Some(VersionedOutput::put(err))
 }

@@ -9,6 +9,9 @@
 
 mod ctrler;
 mod harness;
+// The KV histories and their checks, shared with kv-core's simulator tests.
+#[path = "../../../kv-core/tests/support/kv_history.rs"]
+mod kv_history;
 mod lab2025;
 mod legacy;
 mod perf;
