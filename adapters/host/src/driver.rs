@@ -1,10 +1,12 @@
 //! The [`Driver`]: steps a [`Machine`] and carries out its actions against a [`Storage`]
 //! and an [`Outlet`], with group commit. Both runtimes use it; neither has its own copy.
 
-use stepwise_raft::{Message, NodeId};
+use std::collections::VecDeque;
+
+use stepwise_raft::{Action, Message, NodeId};
 
 use crate::machine::{HostAction, HostInput, Machine};
-use crate::storage::Storage;
+use crate::storage::{Storage, SyncJob};
 
 /// Where a [`Driver`] sends what is not persistence: messages to peers and events to local
 /// clients. Both calls must return quickly (queue, do not wait).
@@ -28,22 +30,42 @@ pub struct DriverStats {
     pub syncs: u64,
     /// Messages handed to the outlet.
     pub sent: u64,
+    /// Of `sent`: leader `AppendEntries` handed to the outlet before the batch's sync
+    /// (see [`Driver`]).
+    pub sent_early: u64,
     /// Events handed to the outlet.
     pub events: u64,
     /// `HostAction::Persist` actions that were not persistence actions (a machine bug),
     /// ignored.
     pub ignored: u64,
+    /// Pipelined mode: acknowledgements set aside until the leader's own copy of what
+    /// they acknowledge was durable.
+    pub deferred: u64,
 }
 
 /// Owns a [`Machine`] and its [`Storage`], and runs the action contract.
 ///
 /// A runtime calls [`step`](Driver::step) for each input it has at hand (a *batch*: for
 /// example everything waiting in its queues, up to a limit), then [`flush`](Driver::flush)
-/// once. `flush` carries out the batch in two passes:
+/// once. `flush` first calls [`Machine::end_batch`], then carries out the batch in three
+/// passes:
 ///
+/// 0. the leader's replication goes out first: every `AppendEntries` message in the
+///    batch's leading run of log appends, `AppendEntries` and events (anything else, a
+///    hard-state save for example, ends the run) goes to the [`Outlet`] at once;
 /// 1. every [`HostAction::Persist`] of the batch, in order, is applied to the storage,
 ///    then the storage is synced **once** (no sync if the batch persisted nothing);
 /// 2. every other action, in order: `Send` and `Event` go to the [`Outlet`].
+///
+/// Pass 0 lets the followers write and sync new entries while the leader syncs its own
+/// copy (Raft thesis, section 10.2.1: the leader may send before its own write is
+/// durable, as long as it counts itself towards a commit only once it is). That proviso
+/// holds here because the driver is sequential: a follower's acknowledgement is stepped
+/// in a later batch, after this flush has synced the leader's copy, so any commit the
+/// machine decides counts only durable copies. Only `AppendEntries` go early: they
+/// announce nothing the leader's storage must already hold (their term was saved when
+/// the node stood for election, in an earlier batch, and a save in this batch ends the
+/// run), while votes and acknowledgements must wait for the sync.
 ///
 /// This is group commit: one sync for any number of steps. It keeps the Raft contract
 /// ("a persistence action is durable before any later action runs"): every action runs
@@ -54,14 +76,28 @@ pub struct DriverStats {
 /// (a vote sent after a later term was already saved is still a vote of the earlier
 /// term, which the node can never cast again).
 ///
-/// If the storage fails, `flush` returns the error and **drops the whole batch**: nothing
-/// of it may leave the node, since it may not be durable. The runtime should then stop the
-/// node (fail-stop); restarting from the storage recovers what is durable.
+/// If the storage fails, `flush` returns the error and **drops the rest of the batch**:
+/// only the early `AppendEntries` have left (a leader that crashes before its sync, as
+/// far as the others can tell), nothing else, since it may not be durable. The runtime
+/// should then stop the node (fail-stop); restarting from the storage recovers what is
+/// durable.
 #[derive(Debug)]
 pub struct Driver<M: Machine, S: Storage> {
     machine: M,
     storage: S,
     batch: Vec<HostAction<M::Event>>,
+    /// What is left of the batch after pass 0 (kept to reuse its allocation).
+    rest: Vec<HostAction<M::Event>>,
+    /// Pipelined mode: actions waiting for a sync, oldest first, each run with the
+    /// number of the sync that covers it.
+    held: VecDeque<(u64, Vec<HostAction<M::Event>>)>,
+    /// Pipelined mode: acknowledgements waiting for a sync, with its number.
+    deferred: VecDeque<(u64, HostInput<M::Request>)>,
+    /// Pipelined mode: syncs started and completed (at most one in flight).
+    started: u64,
+    done: u64,
+    /// Pipelined mode: persistence actions applied since the last sync started.
+    dirty: bool,
     stats: DriverStats,
 }
 
@@ -73,6 +109,12 @@ impl<M: Machine, S: Storage> Driver<M, S> {
             machine,
             storage,
             batch: Vec::new(),
+            rest: Vec::new(),
+            held: VecDeque::new(),
+            deferred: VecDeque::new(),
+            started: 0,
+            done: 0,
+            dirty: false,
             stats: DriverStats::default(),
         }
     }
@@ -83,13 +125,22 @@ impl<M: Machine, S: Storage> Driver<M, S> {
         self.machine.step(input, &mut self.batch);
     }
 
+    /// Ends the current batch: lets the machine step what it held back
+    /// ([`Machine::end_batch`]). [`flush`](Driver::flush) calls it; a runtime calls it
+    /// itself before asking [`needs_persist`](Driver::needs_persist).
+    pub fn end_batch(&mut self) {
+        self.machine.end_batch(&mut self.batch);
+    }
+
     /// Whether the current batch holds anything to flush.
     pub fn has_actions(&self) -> bool {
         !self.batch.is_empty()
     }
 
     /// Whether flushing the current batch will write to the storage (and so may block on
-    /// a sync). A runtime with an event loop can run such flushes off its loop.
+    /// a sync). A runtime with an event loop can run such flushes off its loop. Call
+    /// [`end_batch`](Driver::end_batch) first: requests the machine held back are not in
+    /// the batch before.
     pub fn needs_persist(&self) -> bool {
         self.batch
             .iter()
@@ -103,34 +154,48 @@ impl<M: Machine, S: Storage> Driver<M, S> {
     ///
     /// A storage error; the batch is then dropped unsent.
     pub fn flush(&mut self, outlet: &mut impl Outlet<M::Event>) -> Result<(), S::Error> {
+        self.end_batch();
         if self.batch.is_empty() {
             return Ok(());
         }
         self.stats.batches += 1;
+        self.send_early(outlet);
         if let Err(e) = self.persist() {
-            self.batch.clear();
+            self.rest.clear();
             return Err(e);
         }
+        self.release_rest(outlet);
+        Ok(())
+    }
+
+    /// Pass 0 of `flush`: moves the batch into `rest`, handing the `AppendEntries` of its
+    /// leading run of log appends, `AppendEntries` and events to the outlet on the way.
+    fn send_early(&mut self, outlet: &mut impl Outlet<M::Event>) {
+        let mut leading = true;
         for action in self.batch.drain(..) {
-            match action {
-                HostAction::Persist(_) => {}
-                HostAction::Send { to, msg } => {
-                    self.stats.sent += 1;
-                    outlet.send(to, msg);
-                }
-                HostAction::Event(event) => {
-                    self.stats.events += 1;
-                    outlet.event(event);
+            if leading {
+                match action {
+                    HostAction::Send {
+                        to,
+                        msg: msg @ Message::AppendEntries { .. },
+                    } => {
+                        self.stats.sent += 1;
+                        self.stats.sent_early += 1;
+                        outlet.send(to, msg);
+                        continue;
+                    }
+                    HostAction::Persist(Action::AppendLog(_)) | HostAction::Event(_) => {}
+                    _ => leading = false,
                 }
             }
+            self.rest.push(action);
         }
-        Ok(())
     }
 
     /// Pass 1 of `flush`: apply the batch's persistence actions in order, then sync once.
     fn persist(&mut self) -> Result<(), S::Error> {
         let mut applied = false;
-        for action in &self.batch {
+        for action in &self.rest {
             if let HostAction::Persist(action) = action {
                 if self.storage.apply(action)? {
                     self.stats.persisted += 1;
@@ -145,6 +210,156 @@ impl<M: Machine, S: Storage> Driver<M, S> {
             self.stats.syncs += 1;
         }
         Ok(())
+    }
+
+    /// The number of the sync that will cover what is applied now.
+    fn covering_sync(&self) -> u64 {
+        self.started + u64::from(self.dirty)
+    }
+
+    /// Pipelined mode's [`step`](Driver::step): an acknowledgement from a follower
+    /// (`AppendReply`, `SnapshotReply`) that arrives while the leader's own copy of what
+    /// it may acknowledge is not yet durable is set aside and stepped by
+    /// [`synced`](Driver::synced) once it is. So the machine counts the leader towards a
+    /// commit only with a durable copy, as the Raft thesis (section 10.2.1) requires
+    /// when the leader sends before its own sync.
+    pub fn step_pipelined(&mut self, input: HostInput<M::Request>) {
+        if let HostInput::Receive {
+            msg: Message::AppendReply { .. } | Message::SnapshotReply { .. },
+            ..
+        } = &input
+        {
+            let needed = self.covering_sync();
+            if needed > self.done {
+                self.stats.deferred += 1;
+                self.deferred.push_back((needed, input));
+                return;
+            }
+        }
+        self.step(input);
+    }
+
+    /// Pipelined mode's [`flush`](Driver::flush), for a runtime that waits for the disk
+    /// off its own thread and goes on stepping meanwhile:
+    ///
+    /// * the batch's early `AppendEntries` go out at once (pass 0 of `flush`);
+    /// * its persistence actions are applied to the storage; if no sync is in flight,
+    ///   one starts ([`Storage::start_sync`]) and its job is returned: the runtime runs
+    ///   it (on another thread), then calls [`synced`](Driver::synced) and this again;
+    ///   while one is in flight, later batches' actions wait for the next (group commit,
+    ///   at most one sync in flight);
+    /// * every other action is held until the sync that covers the persistence actions
+    ///   applied so far completes, then carried out in order.
+    ///
+    /// So a message or event still leaves only once everything persisted before it is
+    /// durable, and the machine is stepped while the disk works. Use
+    /// [`step_pipelined`](Driver::step_pipelined) with it, not `step`, and do not mix it
+    /// with [`flush`](Driver::flush).
+    ///
+    /// # Errors
+    ///
+    /// A storage error: everything held is dropped unsent; stop the node.
+    pub fn flush_pipelined(
+        &mut self,
+        outlet: &mut impl Outlet<M::Event>,
+    ) -> Result<Option<SyncJob<S::Error>>, S::Error> {
+        loop {
+            self.end_batch();
+            if !self.batch.is_empty() {
+                self.stats.batches += 1;
+                self.send_early(outlet);
+                if let Err(e) = self.apply_rest() {
+                    self.drop_held();
+                    return Err(e);
+                }
+                let covering = self.covering_sync();
+                if covering <= self.done {
+                    self.release_rest(outlet);
+                } else {
+                    match self.held.back_mut() {
+                        Some((n, actions)) if *n == covering => actions.append(&mut self.rest),
+                        _ => {
+                            let actions = std::mem::take(&mut self.rest);
+                            self.held.push_back((covering, actions));
+                        }
+                    }
+                }
+            }
+            if !self.dirty || self.started > self.done {
+                return Ok(None);
+            }
+            self.started += 1;
+            self.dirty = false;
+            self.stats.syncs += 1;
+            match self.storage.start_sync() {
+                Ok(Some(job)) => return Ok(Some(job)),
+                // Durable already: release, step what waited for it, and go round again.
+                Ok(None) => self.synced(outlet),
+                Err(e) => {
+                    self.drop_held();
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Pipelined mode: the job [`flush_pipelined`](Driver::flush_pipelined) returned
+    /// completed successfully. Carries out the actions that waited for it, in order, and
+    /// steps the acknowledgements it covers; call `flush_pipelined` next.
+    pub fn synced(&mut self, outlet: &mut impl Outlet<M::Event>) {
+        self.done = self.started;
+        while self.held.front().is_some_and(|(n, _)| *n <= self.done) {
+            let (_, actions) = self.held.pop_front().expect("checked just above");
+            self.rest = actions;
+            self.release_rest(outlet);
+        }
+        while self.deferred.front().is_some_and(|(n, _)| *n <= self.done) {
+            let (_, input) = self.deferred.pop_front().expect("checked just above");
+            self.step(input);
+        }
+    }
+
+    /// Pipelined mode: whether a sync is in flight or actions wait for one.
+    pub fn is_syncing(&self) -> bool {
+        self.started > self.done || self.dirty || !self.held.is_empty()
+    }
+
+    /// Applies the persistence actions in `rest` to the storage (no sync).
+    fn apply_rest(&mut self) -> Result<(), S::Error> {
+        for action in &self.rest {
+            if let HostAction::Persist(action) = action {
+                if self.storage.apply(action)? {
+                    self.stats.persisted += 1;
+                    self.dirty = true;
+                } else {
+                    self.stats.ignored += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Carries out the sends and events in `rest`, in order.
+    fn release_rest(&mut self, outlet: &mut impl Outlet<M::Event>) {
+        for action in self.rest.drain(..) {
+            match action {
+                HostAction::Persist(_) => {}
+                HostAction::Send { to, msg } => {
+                    self.stats.sent += 1;
+                    outlet.send(to, msg);
+                }
+                HostAction::Event(event) => {
+                    self.stats.events += 1;
+                    outlet.event(event);
+                }
+            }
+        }
+    }
+
+    fn drop_held(&mut self) {
+        self.rest.clear();
+        self.held.clear();
+        self.deferred.clear();
     }
 
     /// The machine.
@@ -314,6 +529,241 @@ mod tests {
         driver.flush(&mut NoOutlet).unwrap();
         assert_eq!(driver.stats().ignored, 1);
         assert_eq!(driver.stats().syncs, 0);
+    }
+
+    /// One log for the storage and the outlet, to check what leaves before the sync.
+    #[derive(Clone, Default)]
+    struct Journal(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+    impl Journal {
+        fn push(&self, line: String) {
+            self.0.lock().unwrap().push(line);
+        }
+        fn lines(&self) -> Vec<String> {
+            self.0.lock().unwrap().clone()
+        }
+    }
+    impl Storage for Journal {
+        type Error = Failed;
+        fn apply(&mut self, action: &Action) -> Result<bool, Failed> {
+            self.push(match action {
+                Action::AppendLog(entries) => format!("append {}", entries.len()),
+                Action::SaveHardState(hs) => format!("persist term {}", hs.term),
+                _ => return Ok(false),
+            });
+            Ok(true)
+        }
+        fn sync(&mut self) -> Result<(), Failed> {
+            self.push("sync".into());
+            Ok(())
+        }
+    }
+    impl Outlet<u64> for Journal {
+        fn send(&mut self, to: NodeId, msg: Message) {
+            let kind = match msg {
+                Message::AppendEntries { .. } => "append",
+                _ => "other",
+            };
+            self.push(format!("send {kind} {to} term {}", msg.term()));
+        }
+        fn event(&mut self, event: u64) {
+            self.push(format!("event {event}"));
+        }
+    }
+
+    fn append(term: u64) -> Message {
+        Message::AppendEntries {
+            term,
+            prev_index: 0,
+            prev_term: 0,
+            entries: Vec::new(),
+            commit: 0,
+            seq: 0,
+        }
+    }
+
+    /// For `Request(t)`: append to the log, an event, AppendEntries of term t to 2 and
+    /// 3; for `Tick`: save term 9, then AppendEntries of term 9. Requests are held back
+    /// until `end_batch`.
+    #[derive(Default)]
+    struct Leader {
+        held: Vec<u64>,
+    }
+    impl Machine for Leader {
+        type Request = u64;
+        type Event = u64;
+        fn step(&mut self, input: HostInput<u64>, out: &mut Vec<HostAction<u64>>) {
+            match input {
+                HostInput::Request(t) => self.held.push(t),
+                HostInput::Tick => {
+                    out.push(HostAction::Persist(Action::SaveHardState(HardState {
+                        term: 9,
+                        vote: None,
+                    })));
+                    out.push(HostAction::Send {
+                        to: 2,
+                        msg: append(9),
+                    });
+                }
+                HostInput::Receive { from, .. } => out.push(HostAction::Event(100 + from)),
+            }
+        }
+        fn end_batch(&mut self, out: &mut Vec<HostAction<u64>>) {
+            for t in self.held.drain(..) {
+                out.push(HostAction::Persist(Action::AppendLog(Vec::new())));
+                out.push(HostAction::Event(t));
+                out.push(HostAction::Send {
+                    to: 2,
+                    msg: append(t),
+                });
+                out.push(HostAction::Send {
+                    to: 3,
+                    msg: append(t),
+                });
+            }
+        }
+    }
+
+    #[test]
+    fn the_leaders_append_entries_leave_before_its_sync_and_nothing_else_does() {
+        let journal = Journal::default();
+        let mut driver = Driver::new(Leader::default(), journal.clone());
+        driver.step(HostInput::Request(1));
+        driver.step(HostInput::Request(2));
+        assert!(!driver.needs_persist(), "held back until the batch ends");
+        driver.end_batch();
+        assert!(driver.needs_persist());
+        driver.step(HostInput::Tick);
+        driver.step(HostInput::Request(3));
+        driver.flush(&mut journal.clone()).unwrap();
+        assert_eq!(
+            journal.lines(),
+            [
+                "send append 2 term 1",
+                "send append 3 term 1",
+                "send append 2 term 2",
+                "send append 3 term 2",
+                "append 0",
+                "append 0",
+                "persist term 9",
+                "append 0",
+                "sync",
+                "event 1",
+                "event 2",
+                "send append 2 term 9",
+                "event 3",
+                "send append 2 term 3",
+                "send append 3 term 3",
+            ]
+        );
+        let stats = driver.stats();
+        assert_eq!((stats.sent, stats.sent_early, stats.syncs), (7, 4, 1));
+    }
+
+    #[test]
+    fn a_failed_sync_lets_only_the_early_append_entries_out() {
+        struct FailingSync(Journal);
+        impl Storage for FailingSync {
+            type Error = Failed;
+            fn apply(&mut self, action: &Action) -> Result<bool, Failed> {
+                self.0.apply(action)
+            }
+            fn sync(&mut self) -> Result<(), Failed> {
+                Err(Failed)
+            }
+        }
+        let journal = Journal::default();
+        let mut driver = Driver::new(Leader::default(), FailingSync(journal.clone()));
+        driver.step(HostInput::Request(1));
+        assert!(driver.flush(&mut journal.clone()).is_err());
+        assert_eq!(
+            journal.lines(),
+            ["send append 2 term 1", "send append 3 term 1", "append 0"]
+        );
+        assert!(!driver.has_actions());
+    }
+
+    /// A journal whose sync is split: the write here, the `fdatasync` in a job.
+    struct Split(Journal);
+    impl Storage for Split {
+        type Error = Failed;
+        fn apply(&mut self, action: &Action) -> Result<bool, Failed> {
+            self.0.apply(action)
+        }
+        fn sync(&mut self) -> Result<(), Failed> {
+            self.0.sync()
+        }
+        fn start_sync(&mut self) -> Result<Option<SyncJob<Failed>>, Failed> {
+            self.0.push("write".into());
+            let journal = self.0.clone();
+            Ok(Some(Box::new(move || {
+                journal.push("fdatasync".into());
+                Ok(())
+            })))
+        }
+    }
+
+    fn ack(from: NodeId) -> HostInput<u64> {
+        HostInput::Receive {
+            from,
+            msg: Message::AppendReply {
+                term: 1,
+                result: stepwise_raft::AppendResult::Success { match_index: 1 },
+                seq: 0,
+            },
+        }
+    }
+
+    #[test]
+    fn pipelined_flushes_overlap_one_sync_and_hold_everything_but_append_entries() {
+        let journal = Journal::default();
+        let mut out = journal.clone();
+        let mut driver = Driver::new(Leader::default(), Split(journal.clone()));
+        driver.step_pipelined(HostInput::Request(1));
+        let job1 = driver
+            .flush_pipelined(&mut out)
+            .unwrap()
+            .expect("a sync starts");
+        // An acknowledgement while the leader's copy is not durable waits for it.
+        driver.step_pipelined(ack(2));
+        assert_eq!(driver.stats().deferred, 1);
+        // The next batch goes out (its AppendEntries) while the sync is in flight.
+        driver.step_pipelined(HostInput::Request(2));
+        assert!(
+            driver.flush_pipelined(&mut out).unwrap().is_none(),
+            "one in flight"
+        );
+        assert!(driver.is_syncing());
+        job1().unwrap();
+        driver.synced(&mut out);
+        let job2 = driver
+            .flush_pipelined(&mut out)
+            .unwrap()
+            .expect("the next sync");
+        job2().unwrap();
+        driver.synced(&mut out);
+        assert!(driver.flush_pipelined(&mut out).unwrap().is_none());
+        assert!(!driver.is_syncing());
+        assert_eq!(
+            journal.lines(),
+            [
+                "send append 2 term 1",
+                "send append 3 term 1",
+                "append 0",
+                "write",
+                "send append 2 term 2",
+                "send append 3 term 2",
+                "append 0",
+                "fdatasync",
+                "event 1",
+                "write",
+                "fdatasync",
+                "event 2",
+                // The acknowledgement was stepped after the first sync; what it caused
+                // waited for the sync covering the second batch.
+                "event 102",
+            ]
+        );
+        assert_eq!(driver.stats().syncs, 2);
     }
 
     struct NoOutlet;

@@ -81,4 +81,4 @@ pub mod testkit;
 
 pub use driver::{Driver, DriverStats, Outlet};
 pub use machine::{HostAction, HostInput, Machine, RaftRequest, pass_through};
-pub use storage::Storage;
+pub use storage::{Storage, SyncJob};

@@ -56,6 +56,14 @@ pub trait Machine: Send + 'static {
 
     /// Feeds one input and appends the actions to carry out, in order, to `out`.
     fn step(&mut self, input: HostInput<Self::Request>, out: &mut Vec<HostAction<Self::Event>>);
+
+    /// Called once after the last input of a batch, before the batch is flushed. A
+    /// machine that holds requests back in [`step`](Machine::step) to handle them
+    /// together (for example all client requests of the batch as one log entry) steps
+    /// them here. The default does nothing.
+    fn end_batch(&mut self, out: &mut Vec<HostAction<Self::Event>>) {
+        let _ = out;
+    }
 }
 
 /// A request to a bare Raft [`Node`]: the service inputs of [`Input`].

@@ -20,7 +20,22 @@ pub trait Storage {
 
     /// Makes every action applied so far durable.
     fn sync(&mut self) -> Result<(), Self::Error>;
+
+    /// Starts making every action applied so far durable, for a runtime that waits for
+    /// the disk off its own thread ([`Driver::flush_pipelined`](crate::Driver::flush_pipelined)):
+    /// does the part that must happen here, in order (writing), and returns the rest
+    /// (the `fdatasync`) as a job any thread may run. The actions are durable once the
+    /// job returns `Ok`; `None` means they are durable already. The caller runs the job
+    /// before calling this again.
+    ///
+    /// The default syncs here and returns `None`.
+    fn start_sync(&mut self) -> Result<Option<SyncJob<Self::Error>>, Self::Error> {
+        self.sync().map(|()| None)
+    }
 }
+
+/// The part of a sync that may run on another thread (see [`Storage::start_sync`]).
+pub type SyncJob<E> = Box<dyn FnOnce() -> Result<(), E> + Send>;
 
 /// In-memory storage: "durable" for as long as the value lives. For tests, simulations
 /// and embedded clusters that need no crash recovery.
@@ -46,5 +61,13 @@ impl Storage for RaftStorage {
 
     fn sync(&mut self) -> Result<(), StorageError> {
         RaftStorage::sync(self)
+    }
+
+    /// Writes the batch here; the job is its `fdatasync`
+    /// ([`RaftStorage::write_unsynced`]).
+    fn start_sync(&mut self) -> Result<Option<SyncJob<StorageError>>, StorageError> {
+        Ok(self
+            .write_unsynced()?
+            .map(|sync| Box::new(move || sync.run()) as SyncJob<StorageError>))
     }
 }

@@ -126,7 +126,7 @@ mod snapfile;
 mod storage;
 
 pub use error::StorageError;
-pub use storage::{RaftStorage, StorageOptions};
+pub use storage::{DataSync, RaftStorage, StorageOptions};
 
 #[doc(no_inline)]
 pub use stepwise_raft::{Action, Persisted};

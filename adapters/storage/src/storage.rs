@@ -282,6 +282,58 @@ impl RaftStorage {
         result
     }
 
+    /// Starts making every action applied so far durable, for a caller that syncs off
+    /// its own thread: writes the pending batch to the active segment (the page cache)
+    /// and returns the [`DataSync`] that completes it. Until the returned sync has run,
+    /// the batch is written but **not durable**; call this again only after it ran (the
+    /// next batch may go to another segment).
+    ///
+    /// Returns `Ok(None)` when nothing is pending, and when the batch is durable
+    /// already: with sync off, and for the rare batches that hold a snapshot, start a new
+    /// segment or free old files, which take the whole [`sync`](Self::sync) path here
+    /// (their file and directory syncs must precede later steps).
+    ///
+    /// # Errors
+    ///
+    /// As [`sync`](Self::sync); the storage is then poisoned.
+    pub fn write_unsynced(&mut self) -> Result<Option<DataSync>, StorageError> {
+        if self.poisoned {
+            return Err(StorageError::Poisoned);
+        }
+        if self.pending.is_empty() {
+            return Ok(None);
+        }
+        if !self.opts.sync
+            || !self.pending_snapshots.is_empty()
+            || self.pending_segment.is_some()
+            || self.has_garbage()
+        {
+            return self.sync().map(|()| None);
+        }
+        let path = self.segment_path(self.active_segment());
+        let result = self
+            .write_records(false)
+            .and_then(|()| self.active.try_clone().map_err(io_err(&path)));
+        match result {
+            Ok(file) => Ok(Some(DataSync { file, path })),
+            Err(e) => {
+                self.poisoned = true;
+                Err(e)
+            }
+        }
+    }
+
+    /// Whether [`collect_garbage`](Self::collect_garbage) has files to delete.
+    fn has_garbage(&self) -> bool {
+        let keep_from = self
+            .log
+            .oldest_segment()
+            .unwrap_or_else(|| self.active_segment());
+        let current = self.snapshot.map(|s| s.file);
+        self.segments.front().is_some_and(|&seq| seq < keep_from)
+            || self.snapshot_files.iter().any(|&f| Some(f) != current)
+    }
+
     fn write_batch(&mut self) -> Result<(), StorageError> {
         let snapshots = std::mem::take(&mut self.pending_snapshots);
         for (file, snap) in &snapshots {
@@ -293,6 +345,12 @@ impl RaftStorage {
         if let Some(header) = self.pending_segment.take() {
             self.create_segment(&header)?;
         }
+        self.write_records(self.opts.sync)
+    }
+
+    /// Writes the pending operations to the active segment as one batch of records,
+    /// then `fdatasync`s it if `sync`.
+    fn write_records(&mut self, sync: bool) -> Result<(), StorageError> {
         self.scratch.clear();
         let chunks = self.pending.chunks(CHUNK_PAYLOAD);
         let count = chunks.len();
@@ -308,7 +366,7 @@ impl RaftStorage {
         self.active
             .write_all(&self.scratch)
             .map_err(io_err(&path))?;
-        if self.opts.sync {
+        if sync {
             self.step()?;
             self.active.sync_data().map_err(io_err(&path))?;
         }
@@ -482,5 +540,25 @@ fn remove_if_exists(path: &Path) -> Result<(), StorageError> {
     match fs::remove_file(path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err(path)(e)),
         _ => Ok(()),
+    }
+}
+
+/// The `fdatasync` that makes a batch written by [`RaftStorage::write_unsynced`] durable.
+/// Runs on any thread.
+#[derive(Debug)]
+pub struct DataSync {
+    file: File,
+    path: PathBuf,
+}
+
+impl DataSync {
+    /// Runs the `fdatasync`. After an error, whether the batch is durable is unknown:
+    /// stop using the storage and open the directory again.
+    ///
+    /// # Errors
+    ///
+    /// The I/O error.
+    pub fn run(self) -> Result<(), StorageError> {
+        self.file.sync_data().map_err(io_err(&self.path))
     }
 }

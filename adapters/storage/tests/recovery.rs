@@ -485,3 +485,38 @@ fn batches_bigger_than_a_chunk_are_atomic() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn batches_written_unsynced_and_synced_off_thread_recover_like_synced_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let batches = script();
+    let refs = reference(&batches);
+    // Small segments, so some batches start a segment (and take the inline path).
+    let opts = StorageOptions::default().with_segment_size(256);
+    let (mut s, _) = RaftStorage::open(dir.path(), opts.clone()).unwrap();
+    let (mut deferred, mut inline) = (0, 0);
+    for batch in &batches {
+        for a in batch {
+            assert!(s.apply(a).unwrap());
+        }
+        match s.write_unsynced().unwrap() {
+            Some(sync) => {
+                deferred += 1;
+                assert!(!s.needs_sync(), "written");
+                std::thread::spawn(move || sync.run())
+                    .join()
+                    .unwrap()
+                    .unwrap();
+            }
+            None => inline += 1,
+        }
+    }
+    assert!(
+        deferred > 0 && inline > 0,
+        "{deferred} deferred, {inline} inline"
+    );
+    assert!(s.write_unsynced().unwrap().is_none(), "nothing pending");
+    drop(s);
+    let (_, p) = RaftStorage::open(dir.path(), opts).unwrap();
+    assert_eq!(p, *refs.last().unwrap());
+}

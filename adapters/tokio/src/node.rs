@@ -301,6 +301,7 @@ where
                     Err(_) => break,
                 }
             }
+            self.driver.end_batch();
             let (driver, outlet) = (&mut self.driver, &mut self.outlet);
             let flushed = if may_block && driver.needs_persist() {
                 tokio::task::block_in_place(|| driver.flush(outlet))

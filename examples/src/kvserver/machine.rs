@@ -12,10 +12,18 @@ use tokio::sync::oneshot;
 
 /// A [`Replica`] hosted by a runtime. Each request carries a tag the reply event
 /// carries back.
+///
+/// Requests are held until the runtime ends its batch ([`Machine::end_batch`]), then
+/// stepped together as one [`Input::Requests`]: the writes of every connection that
+/// arrived in one batch share one log entry (one Raft round, one sync). This keeps each
+/// connection's order; it may reorder requests of different connections, which are
+/// concurrent (a connection waits for a request's answer before sending a read after
+/// a write, see `conn`).
 #[derive(Debug)]
 pub struct KvMachine {
     replica: Replica,
     buf: Vec<Action>,
+    held: Vec<(u64, Request)>,
     leader: Arc<AtomicU64>,
 }
 
@@ -25,6 +33,7 @@ impl KvMachine {
         KvMachine {
             replica,
             buf: Vec::new(),
+            held: Vec::new(),
             leader: Arc::default(),
         }
     }
@@ -73,9 +82,32 @@ impl Machine for KvMachine {
         let input = match input {
             HostInput::Tick => Input::Tick,
             HostInput::Receive { from, msg } => Input::Receive { from, msg },
-            HostInput::Request(KvRequest::One(from, request)) => Input::Request { from, request },
-            HostInput::Request(KvRequest::Batch(requests)) => Input::Requests(requests),
+            HostInput::Request(KvRequest::One(from, request)) => {
+                self.held.push((from, request));
+                return;
+            }
+            HostInput::Request(KvRequest::Batch(requests)) => {
+                if self.held.is_empty() {
+                    self.held = requests;
+                } else {
+                    self.held.extend(requests);
+                }
+                return;
+            }
         };
+        self.run(input, out);
+    }
+
+    fn end_batch(&mut self, out: &mut Vec<HostAction<KvEvent>>) {
+        if !self.held.is_empty() {
+            let requests = std::mem::take(&mut self.held);
+            self.run(Input::Requests(requests), out);
+        }
+    }
+}
+
+impl KvMachine {
+    fn run(&mut self, input: Input, out: &mut Vec<HostAction<KvEvent>>) {
         self.replica.step_into(input, &mut self.buf);
         let leader = self.replica.rsm().leader().unwrap_or(0);
         self.leader.store(leader, Ordering::Relaxed);
@@ -150,6 +182,8 @@ mod tests {
             op: Op::put_any("k", "v"),
         };
         m.step(HostInput::Request(KvRequest::One(77, request)), &mut out);
+        assert!(out.is_empty(), "held until the batch ends");
+        m.end_batch(&mut out);
         let reply = out.iter().find_map(|a| match a {
             HostAction::Event(KvEvent::Reply { to, reply }) => Some((*to, reply.clone())),
             _ => None,
