@@ -25,6 +25,8 @@ use stepwise_kv::replica::{self, Replica};
 use stepwise_kv::{KvError, Op, Reply, Request, RsmConfig};
 use stepwise_raft::{Config, Message, NodeId, Persisted};
 
+mod threaded;
+
 const SERVERS: u64 = 3;
 /// Clerk addresses start here (server ids are 0..3).
 const CLIENT_BASE: u64 = 1000;
@@ -62,45 +64,16 @@ impl Rng {
     }
 }
 
-struct Bench {
-    replicas: Vec<Replica>,
-    disks: Vec<Persisted>,
-    raft_inbox: Vec<VecDeque<(NodeId, Message)>>,
-    request_inbox: Vec<Vec<(u64, Request)>>,
-    reply_inbox: Vec<(usize, NodeId, Reply)>,
-    clerks: Vec<Clerk>,
-    started: Vec<Instant>,
+/// The operations the clerks run: uniform keys, the mix's share of Puts.
+pub(crate) struct Workload {
     keys: Vec<Bytes>,
     values: Vec<Bytes>,
     rng: Rng,
     mix: Mix,
-    /// Latencies of completed operations, in nanoseconds (while recording).
-    latencies: Vec<u32>,
-    completed: u64,
-    recording: bool,
-    /// With `KV_BENCH_OPS`: stop after this many operations (for instruction counting
-    /// under callgrind) instead of after a time.
-    stop_after: Option<u64>,
-    /// Operations completed before recording started.
-    warmup_done: u64,
-    replica_out: Vec<replica::Action>,
-    clerk_out: Vec<clerk::Action>,
 }
 
-impl Bench {
-    fn new(nclients: usize, mix: Mix) -> Bench {
-        let ids: Vec<NodeId> = (0..SERVERS).collect();
-        let replicas = ids
-            .iter()
-            .map(|&id| {
-                let cfg = RsmConfig::new(Config::new(id, ids.clone()).with_seed(id + 1))
-                    .with_max_raft_state(Some(max_raft_state()));
-                Replica::new(cfg).expect("valid config")
-            })
-            .collect();
-        let clerks = (0..nclients)
-            .map(|i| Clerk::new(ClerkConfig::new(CLIENT_BASE + i as u64, ids.clone())))
-            .collect();
+impl Workload {
+    pub(crate) fn new(mix: Mix) -> Workload {
         // The workload's keys and values are static, so handing one to a clerk costs no
         // reference counting: the generator should not show up in the profile.
         let keys = (0..KEYS)
@@ -110,31 +83,15 @@ impl Bench {
         let values = (0..16u8)
             .map(|i| Bytes::from_static(vec![b'a' + i; VALUE_LEN].leak()))
             .collect();
-        Bench {
-            replicas,
-            disks: vec![Persisted::default(); SERVERS as usize],
-            raft_inbox: vec![VecDeque::new(); SERVERS as usize],
-            request_inbox: vec![Vec::new(); SERVERS as usize],
-            reply_inbox: Vec::new(),
-            clerks,
-            started: vec![Instant::now(); nclients],
+        Workload {
             keys,
             values,
             rng: Rng(0x2545_f491_4f6c_dd1d),
             mix,
-            latencies: Vec::new(),
-            completed: 0,
-            recording: false,
-            warmup_done: 0,
-            stop_after: std::env::var("KV_BENCH_OPS")
-                .ok()
-                .and_then(|s| s.parse().ok()),
-            replica_out: Vec::new(),
-            clerk_out: Vec::new(),
         }
     }
 
-    fn next_op(&mut self) -> Op {
+    pub(crate) fn next_op(&mut self) -> Op {
         let r = self.rng.next();
         let key = self.keys[(r % KEYS as u64) as usize].clone();
         let put = match self.mix {
@@ -150,6 +107,72 @@ impl Bench {
             }
         } else {
             Op::Get { key }
+        }
+    }
+}
+
+/// The three replicas' configurations.
+pub(crate) fn replicas() -> Vec<Replica> {
+    let ids: Vec<NodeId> = (0..SERVERS).collect();
+    ids.iter()
+        .map(|&id| {
+            let cfg = RsmConfig::new(Config::new(id, ids.clone()).with_seed(id + 1))
+                .with_max_raft_state(Some(max_raft_state()));
+            Replica::new(cfg).expect("valid config")
+        })
+        .collect()
+}
+
+/// `nclients` clerks that know the three replicas.
+pub(crate) fn clerks(nclients: usize) -> Vec<Clerk> {
+    let ids: Vec<NodeId> = (0..SERVERS).collect();
+    (0..nclients)
+        .map(|i| Clerk::new(ClerkConfig::new(CLIENT_BASE + i as u64, ids.clone())))
+        .collect()
+}
+
+struct Bench {
+    replicas: Vec<Replica>,
+    disks: Vec<Persisted>,
+    raft_inbox: Vec<VecDeque<(NodeId, Message)>>,
+    request_inbox: Vec<Vec<(u64, Request)>>,
+    reply_inbox: Vec<(usize, NodeId, Reply)>,
+    clerks: Vec<Clerk>,
+    started: Vec<Instant>,
+    workload: Workload,
+    /// Latencies of completed operations, in nanoseconds (while recording).
+    latencies: Vec<u32>,
+    completed: u64,
+    recording: bool,
+    /// With `KV_BENCH_OPS`: stop after this many operations (for instruction counting
+    /// under callgrind) instead of after a time.
+    stop_after: Option<u64>,
+    /// Operations completed before recording started.
+    warmup_done: u64,
+    replica_out: Vec<replica::Action>,
+    clerk_out: Vec<clerk::Action>,
+}
+
+impl Bench {
+    fn new(nclients: usize, mix: Mix) -> Bench {
+        Bench {
+            replicas: replicas(),
+            disks: vec![Persisted::default(); SERVERS as usize],
+            raft_inbox: vec![VecDeque::new(); SERVERS as usize],
+            request_inbox: vec![Vec::new(); SERVERS as usize],
+            reply_inbox: Vec::new(),
+            clerks: clerks(nclients),
+            started: vec![Instant::now(); nclients],
+            workload: Workload::new(mix),
+            latencies: Vec::new(),
+            completed: 0,
+            recording: false,
+            warmup_done: 0,
+            stop_after: std::env::var("KV_BENCH_OPS")
+                .ok()
+                .and_then(|s| s.parse().ok()),
+            replica_out: Vec::new(),
+            clerk_out: Vec::new(),
         }
     }
 
@@ -198,7 +221,7 @@ impl Bench {
                         self.warmup_done += 1;
                     }
                     self.started[c] = now;
-                    let op = self.next_op();
+                    let op = self.workload.next_op();
                     self.clerks[c].step_into(clerk::Input::Start(op), &mut out);
                 }
             }
@@ -247,7 +270,7 @@ impl Bench {
         }
         for c in 0..self.clerks.len() {
             self.started[c] = Instant::now();
-            let op = self.next_op();
+            let op = self.workload.next_op();
             self.step_clerk(c, clerk::Input::Start(op));
         }
         let start = Instant::now();
@@ -342,11 +365,15 @@ fn main() {
         )
     };
     println!(
-        "{:>8} {:>9} {:>12} {:>14} {:>10} {:>10} {:>10}",
-        "clients", "mix", "ops/s", "ops/cpu-s", "p50 us", "p99 us", "p99.9 us"
+        "{:>8} {:>9} {:>8} {:>12} {:>14} {:>10} {:>10} {:>10}",
+        "clients", "mix", "threads", "ops/s", "ops/cpu-s", "p50 us", "p99 us", "p99.9 us"
     );
-    // KV_BENCH_ONLY=<clients>:<put|get> runs one configuration (for profiling).
+    // KV_BENCH_ONLY=<clients>:<put|get> runs one configuration (for profiling);
+    // KV_BENCH_THREADS=4 runs the thread-per-replica driver instead of the one-thread
+    // driver, KV_BENCH_THREADS=all both.
     let only = std::env::var("KV_BENCH_ONLY").ok();
+    let threads = std::env::var("KV_BENCH_THREADS").unwrap_or_else(|_| "1".to_owned());
+    let counting = std::env::var("KV_BENCH_OPS").is_ok();
     for clients in [1usize, 64, 256] {
         for mix in [Mix::PutHeavy, Mix::GetHeavy] {
             let name = match mix {
@@ -359,26 +386,38 @@ fn main() {
             {
                 continue;
             }
-            let mut bench = Bench::new(clients, mix);
-            let (rate, cpu_rate, mut lat) = bench.run(warmup, measure);
-            if bench.stop_after.is_some() {
-                // For `valgrind --tool=callgrind --toggle-collect='*Bench::run*'`: the
-                // instructions counted cover this many operations.
-                eprintln!("ops in run: {}", bench.warmup_done + bench.completed);
+            for nthreads in [1, 4] {
+                if (threads != "all" && threads != nthreads.to_string())
+                    || (counting && nthreads != 1)
+                {
+                    continue;
+                }
+                let (rate, cpu_rate, mut lat) = if nthreads == 1 {
+                    let mut bench = Bench::new(clients, mix);
+                    let result = bench.run(warmup, measure);
+                    if bench.stop_after.is_some() {
+                        // For callgrind with `--toggle-collect='kv::Bench::round'`: the
+                        // instructions counted cover this many operations.
+                        eprintln!("ops in run: {}", bench.warmup_done + bench.completed);
+                    }
+                    result
+                } else {
+                    threaded::run(clients, mix, warmup, measure)
+                };
+                lat.sort_unstable();
+                let cpu_rate = cpu_rate.map_or("n/a".to_owned(), |r| format!("{r:.0}"));
+                println!(
+                    "{clients:>8} {:>9} {nthreads:>8} {:>12.0} {cpu_rate:>14} {:>10.1} {:>10.1} {:>10.1}",
+                    match mix {
+                        Mix::PutHeavy => "put-heavy",
+                        Mix::GetHeavy => "get-heavy",
+                    },
+                    rate,
+                    percentile(&lat, 0.5),
+                    percentile(&lat, 0.99),
+                    percentile(&lat, 0.999),
+                );
             }
-            lat.sort_unstable();
-            let cpu_rate = cpu_rate.map_or("n/a".to_owned(), |r| format!("{r:.0}"));
-            println!(
-                "{clients:>8} {:>9} {:>12.0} {cpu_rate:>14} {:>10.1} {:>10.1} {:>10.1}",
-                match mix {
-                    Mix::PutHeavy => "put-heavy",
-                    Mix::GetHeavy => "get-heavy",
-                },
-                rate,
-                percentile(&lat, 0.5),
-                percentile(&lat, 0.99),
-                percentile(&lat, 0.999),
-            );
         }
     }
 }
