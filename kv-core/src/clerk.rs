@@ -141,14 +141,51 @@ struct Current {
     elapsed: u32,
 }
 
+/// Numbers a client's requests: an id per request (replies echo it, so late replies to
+/// earlier requests are told apart) and, for writes when sessions are on, a [`Session`]
+/// whose sequence number grows by one per write. Every clerk of the project (this one and
+/// the sharded service's) numbers its requests with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestIds {
+    client: u64,
+    sessions: bool,
+    next_id: u64,
+    seq: u64,
+}
+
+impl RequestIds {
+    /// Ids from 1, sequence numbers from 1, for client `client`.
+    pub fn new(client: u64, sessions: bool) -> Self {
+        RequestIds {
+            client,
+            sessions,
+            next_id: 1,
+            seq: 0,
+        }
+    }
+
+    /// The id of the next request and, if it is a write and sessions are on, its session.
+    pub fn next(&mut self, write: bool) -> (u64, Option<Session>) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let session = (self.sessions && write).then(|| {
+            self.seq += 1;
+            Session {
+                client: self.client,
+                seq: self.seq,
+            }
+        });
+        (id, session)
+    }
+}
+
 /// A sans-IO client of the KV service. See the [module docs](self).
 #[derive(Debug)]
 pub struct Clerk {
     cfg: ClerkConfig,
     /// Where to send and when to resend.
     retry: Retry,
-    next_id: u64,
-    seq: u64,
+    ids: RequestIds,
     queue: VecDeque<Op>,
     current: Option<Current>,
     stats: ClerkStats,
@@ -170,9 +207,8 @@ impl Clerk {
                 config.retry_ticks,
                 config.backoff_ticks,
             ),
+            ids: RequestIds::new(config.client, config.sessions),
             cfg: config,
-            next_id: 1,
-            seq: 0,
             queue: VecDeque::new(),
             current: None,
             stats: ClerkStats::default(),
@@ -235,15 +271,7 @@ impl Clerk {
     }
 
     fn begin(&mut self, op: Op, out: &mut Vec<Action>) {
-        let id = self.next_id;
-        self.next_id += 1;
-        let session = (self.cfg.sessions && !op.is_read()).then(|| {
-            self.seq += 1;
-            Session {
-                client: self.cfg.client,
-                seq: self.seq,
-            }
-        });
+        let (id, session) = self.ids.next(!op.is_read());
         self.current = Some(Current {
             request: Request { id, session, op },
             transmissions: 0,

@@ -13,9 +13,10 @@
 //!   after a full round of refusals ([`Retry`]), remembering each group's leader. After a
 //!   `WrongGroup` with no newer configuration (the shard is still moving in), it waits
 //!   [`ShardClerkConfig::backoff_ticks`] and tries again.
-//! * **Exactly-once.** Every write carries the clerk's [`Session`] (client id, sequence
-//!   number), the same across all retries and groups; the shard's session table moves with
-//!   the shard, so a write executes once even if its shard moves between retries.
+//! * **Exactly-once.** Every write carries the clerk's [`Session`](stepwise_kv::Session)
+//!   (client id, sequence number), the same across all retries and groups; the shard's
+//!   session table moves with the shard, so a write executes once even if its shard moves
+//!   between retries.
 //!
 //! ```
 //! use stepwise_kv::Op;
@@ -29,7 +30,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use stepwise_kv::rsm::Session;
+use stepwise_kv::clerk::RequestIds;
 use stepwise_kv::{KvError, KvResult, Op, Reply, Request};
 
 use crate::config::{Addr, Gid, ShardConfig};
@@ -156,8 +157,7 @@ pub struct ShardClerk {
     groups: BTreeMap<Gid, Retry>,
     queue: VecDeque<Op>,
     current: Option<Current>,
-    next_id: u64,
-    seq: u64,
+    ids: RequestIds,
     stats: ShardClerkStats,
 }
 
@@ -173,6 +173,7 @@ impl ShardClerk {
         ccfg.backoff_ticks = config.backoff_ticks;
         ShardClerk {
             ctrl: CtrlerClerk::new(ccfg),
+            ids: RequestIds::new(config.client, config.sessions),
             cfg: config,
             config: None,
             ctrl_out: Vec::new(),
@@ -180,8 +181,6 @@ impl ShardClerk {
             groups: BTreeMap::new(),
             queue: VecDeque::new(),
             current: None,
-            next_id: 1,
-            seq: 0,
             stats: ShardClerkStats::default(),
         }
     }
@@ -236,15 +235,7 @@ impl ShardClerk {
         let Some(op) = self.queue.pop_front() else {
             return;
         };
-        let id = self.next_id;
-        self.next_id += 1;
-        let session = (self.cfg.sessions && !op.is_read()).then(|| {
-            self.seq += 1;
-            Session {
-                client: self.cfg.client,
-                seq: self.seq,
-            }
-        });
+        let (id, session) = self.ids.next(!op.is_read());
         self.current = Some(Current {
             request: Request { id, session, op },
             phase: Phase::NeedConfig,

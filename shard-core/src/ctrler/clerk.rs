@@ -3,9 +3,9 @@
 //!
 //! It remembers the leader, follows leader hints, resends on timeout and backs off after a
 //! full round of refusals ([`Retry`]). With [`CtrlerClerkConfig::sessions`] on, every
-//! change carries the clerk's [`Session`], so a Join that is retried after a lost reply
-//! still executes once. Operations started while one is in flight are queued; results
-//! come back in start order.
+//! change carries the clerk's [`Session`](stepwise_kv::Session), so a Join that is
+//! retried after a lost reply still executes once. Operations started while one is in
+//! flight are queued; results come back in start order.
 //!
 //! ```
 //! use stepwise_shard::ctrler::clerk::{Action, CtrlerClerk, CtrlerClerkConfig, Input};
@@ -20,7 +20,7 @@
 
 use std::collections::VecDeque;
 
-use stepwise_kv::rsm::Session;
+use stepwise_kv::clerk::RequestIds;
 
 use super::{CtrlError, CtrlOp, CtrlResult};
 use crate::config::Addr;
@@ -100,8 +100,7 @@ pub enum Action {
 pub struct CtrlerClerk {
     cfg: CtrlerClerkConfig,
     retry: Retry,
-    next_id: u64,
-    seq: u64,
+    ids: RequestIds,
     queue: VecDeque<(CtrlOp, Option<u64>)>,
     /// The request in flight and the ticks since it started.
     current: Option<(CtrlRequest, u32)>,
@@ -119,10 +118,9 @@ impl CtrlerClerk {
             config.backoff_ticks,
         );
         CtrlerClerk {
+            ids: RequestIds::new(config.client, config.sessions),
             cfg: config,
             retry,
-            next_id: 1,
-            seq: 0,
             queue: VecDeque::new(),
             current: None,
         }
@@ -168,15 +166,7 @@ impl CtrlerClerk {
         let Some((op, expect)) = self.queue.pop_front() else {
             return;
         };
-        let id = self.next_id;
-        self.next_id += 1;
-        let session = (self.cfg.sessions && !op.is_read()).then(|| {
-            self.seq += 1;
-            Session {
-                client: self.cfg.client,
-                seq: self.seq,
-            }
-        });
+        let (id, session) = self.ids.next(!op.is_read());
         self.current = Some((
             CtrlRequest {
                 id,
@@ -241,6 +231,7 @@ impl CtrlerClerk {
 mod tests {
     use super::*;
     use crate::ctrler::CtrlOutput;
+    use stepwise_kv::rsm::Session;
 
     fn sent(actions: &[Action]) -> Vec<(Addr, u64)> {
         actions
