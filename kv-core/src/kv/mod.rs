@@ -18,6 +18,7 @@
 
 mod codec;
 mod store;
+mod value;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};

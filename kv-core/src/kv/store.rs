@@ -2,12 +2,13 @@
 
 use std::collections::HashMap;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use smallvec::SmallVec;
 
 use crate::hash::KeyHash;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
+use super::value::Value;
 use super::{KvError, KvOutput, KvResult, Op, OpRef};
 use crate::rsm::{DecodeError, StateMachine};
 
@@ -15,9 +16,9 @@ use crate::rsm::{DecodeError, StateMachine};
 const KV_SNAPSHOT_FORMAT: u8 = 1;
 
 /// A key's value and version.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Slot {
-    value: Bytes,
+    value: Value,
     version: u64,
 }
 
@@ -26,10 +27,11 @@ struct Slot {
 /// The map's order never reaches an output: snapshots list the keys sorted, so they are
 /// byte-for-byte identical on every replica with the same contents.
 ///
-/// The store keeps the [`Bytes`] it is given. A caller whose values are slices of larger
-/// buffers (network frames) should copy them first, or the whole buffer stays alive; the
-/// [`Server`](crate::server::Server) does, and values decoded from the log are already
-/// exact copies.
+/// Values up to 1 KiB are owned by the store (copied in, overwritten in place, copied out
+/// by Gets); larger ones are kept as the [`Bytes`] they arrived in and shared with Gets. A
+/// caller whose large values are slices of larger buffers (network frames) should copy
+/// them first, or the whole buffer stays alive; the [`Server`](crate::server::Server)
+/// does, and values decoded from the log are always copies.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Kv {
     map: HashMap<Key, Slot, KeyHash>,
@@ -56,15 +58,15 @@ impl Kv {
     }
 
     /// The value and version of `key`, if present.
-    pub fn get(&self, key: &[u8]) -> Option<(&Bytes, u64)> {
-        self.map.get(key).map(|s| (&s.value, s.version))
+    pub fn get(&self, key: &[u8]) -> Option<(&[u8], u64)> {
+        self.map.get(key).map(|s| (s.value.as_slice(), s.version))
     }
 
     /// Reads `key`: its value and version, or [`KvError::NoKey`].
     pub fn read(&self, key: &[u8]) -> KvResult {
         match self.map.get(key) {
             Some(s) => Ok(KvOutput::Value {
-                value: s.value.clone(),
+                value: s.value.to_bytes(),
                 version: s.version,
             }),
             None => Err(KvError::NoKey),
@@ -110,7 +112,7 @@ impl Kv {
             if version.is_some_and(|v| v != slot.version) {
                 return Err(KvError::Version);
             }
-            slot.value = value.replace(std::mem::take(&mut slot.value));
+            value.overwrite(&mut slot.value);
             slot.version += 1;
             return Ok(KvOutput::Written {
                 version: slot.version,
@@ -119,7 +121,7 @@ impl Kv {
         match version {
             Some(0) | None => {
                 let slot = Slot {
-                    value: value.into_bytes(),
+                    value: value.into_value(),
                     version: 1,
                 };
                 self.map.insert(Key::from_slice(key.as_ref()), slot);
@@ -136,14 +138,14 @@ impl Kv {
         };
         let old = std::mem::take(&mut slot.value);
         let suffix = value.as_ref();
-        let mut joined = BytesMut::with_capacity(old.len() + suffix.len());
-        joined.extend_from_slice(&old);
+        let mut joined = Vec::with_capacity(old.len() + suffix.len());
+        joined.extend_from_slice(old.as_slice());
         joined.extend_from_slice(suffix);
-        slot.value = joined.freeze();
+        slot.value = Value::from_vec(joined);
         slot.version += 1;
         Ok(if return_old {
             KvOutput::Appended {
-                old,
+                old: old.into_bytes(),
                 version: slot.version,
             }
         } else {
@@ -170,45 +172,30 @@ impl Serialize for AsBytes<'_> {
 
 /// A key or value handed to the store: owned (moved in) or borrowed (copied if kept).
 trait Stored: AsRef<[u8]> + Sized {
-    fn into_bytes(self) -> Bytes;
+    /// The value to store.
+    fn into_value(self) -> Value;
 
-    /// The new value of a slot whose old value is `old`.
-    fn replace(self, old: Bytes) -> Bytes {
-        drop(old);
-        self.into_bytes()
+    /// Makes `slot` hold this value.
+    fn overwrite(self, slot: &mut Value) {
+        *slot = self.into_value();
     }
 }
 
 impl Stored for Bytes {
-    fn into_bytes(self) -> Bytes {
-        self
+    fn into_value(self) -> Value {
+        Value::from_bytes(self)
     }
 }
 
 impl Stored for &[u8] {
-    fn into_bytes(self) -> Bytes {
-        if self.is_empty() {
-            Bytes::new()
-        } else {
-            Bytes::copy_from_slice(self)
-        }
+    fn into_value(self) -> Value {
+        Value::copy_from(self)
     }
 
-    /// Overwrites the old value's buffer in place when nobody else holds it and it has
-    /// about the right size (the common overwrite of a same-sized value), instead of
-    /// freeing one buffer and allocating another.
-    fn replace(self, old: Bytes) -> Bytes {
-        let fits = |cap: usize| cap >= self.len() && cap <= 2 * self.len() + 64;
-        if !self.is_empty()
-            && fits(old.len())
-            && let Ok(mut buf) = old.try_into_mut()
-            && fits(buf.capacity())
-        {
-            buf.clear();
-            buf.extend_from_slice(self);
-            return buf.freeze();
-        }
-        self.into_bytes()
+    /// In place when the old value is small and of the same length (the common
+    /// overwrite), instead of freeing one buffer and allocating another.
+    fn overwrite(self, slot: &mut Value) {
+        slot.set(self);
     }
 }
 
@@ -242,8 +229,11 @@ impl StateMachine for Kv {
         let mut sorted: Vec<(&Key, &Slot)> = self.map.iter().collect();
         sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
         for (key, slot) in sorted {
-            buf = postcard::to_extend(&(AsBytes(key), &slot.value, slot.version), buf)
-                .expect("bytes serialize");
+            buf = postcard::to_extend(
+                &(AsBytes(key), AsBytes(slot.value.as_slice()), slot.version),
+                buf,
+            )
+            .expect("bytes serialize");
         }
         *out = buf;
     }
@@ -260,11 +250,17 @@ impl StateMachine for Kv {
             KeyHash::default(),
         );
         for _ in 0..count {
-            let ((key, value, version), r) = postcard::take_from_bytes::<(&[u8], Bytes, u64)>(rest)
+            let ((key, value, version), r) = postcard::take_from_bytes::<(&[u8], &[u8], u64)>(rest)
                 .map_err(|e| e.to_string())?;
             rest = r;
             if map
-                .insert(Key::from_slice(key), Slot { value, version })
+                .insert(
+                    Key::from_slice(key),
+                    Slot {
+                        value: Value::copy_from(value),
+                        version,
+                    },
+                )
                 .is_some()
             {
                 return Err("a key appears twice in the kv snapshot".into());
@@ -361,9 +357,11 @@ mod tests {
         })
         .unwrap();
         let (v, _) = kv.get(b"k").unwrap();
-        assert_eq!((&v[..], v.as_ptr()), (&b"bbbb"[..], before));
+        assert_eq!((v, v.as_ptr()), (&b"bbbb"[..], before));
         // A reader holds the value: it must keep seeing it.
-        let held = v.clone();
+        let Ok(KvOutput::Value { value: held, .. }) = kv.read(b"k") else {
+            panic!("k is there");
+        };
         kv.apply_ref(OpRef::Put {
             key: b"k",
             value: b"cccc",
@@ -371,7 +369,7 @@ mod tests {
         })
         .unwrap();
         assert_eq!(&held[..], b"bbbb");
-        assert_eq!(&kv.get(b"k").unwrap().0[..], b"cccc");
+        assert_eq!(kv.get(b"k").unwrap().0, b"cccc");
     }
 
     #[test]
