@@ -46,6 +46,8 @@
 //!   [`sim_seeds!`] runs a test over many seeds (`STEPWISE_SEEDS`, `STEPWISE_SEED`) and
 //!   prints a one-line replay command for a failing seed; [`seed_from_env`] serves
 //!   single-seed tests.
+//! * **Harnesses**: a test harness that owns a [`Sim`] and collects the nodes' outputs
+//!   implements [`Harness`] to get `run_until` and `sleep` that collect after every event.
 //! * **Debugging**: [`Sim::keep_event_log`] keeps a readable log of the last events and
 //!   effects (with the `Debug` form of every message, input, write and output) to print
 //!   when a check fails.
@@ -113,6 +115,7 @@
 //! `speed_report` in `tests/sim/main.rs` for a measurement.
 #![forbid(unsafe_code)]
 
+mod harness;
 mod net;
 mod node;
 mod seeds;
@@ -120,6 +123,7 @@ mod sim;
 mod stats;
 mod trace;
 
+pub use harness::Harness;
 pub use net::{LONG_DELAY_MAX, LONG_DELAY_PROBABILITY, LONG_REORDER_PROBABILITY, NetConfig};
 pub use node::{Effect, Node};
 pub use seeds::{

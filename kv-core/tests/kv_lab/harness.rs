@@ -19,7 +19,7 @@ use stepwise_linearizability::CheckResult;
 
 use crate::kv_history;
 use stepwise_raft::{Action as RaftAction, Config, Message, Persisted};
-use stepwise_sim::{Effect, MS, NetConfig, NodeId, Rand64, SEC, Sim, SimConfig, Time};
+use stepwise_sim::{Effect, Harness, MS, NetConfig, NodeId, Rand64, SEC, Sim, SimConfig, Time};
 
 /// What crosses the simulated network.
 #[derive(Clone, Debug)]
@@ -378,6 +378,18 @@ pub fn raft_config(id: NodeId, n: usize, seed: u64) -> Config {
     Config::new(id as u64, (0..n as u64).collect::<Vec<_>>()).with_seed(seed)
 }
 
+impl Harness for KvTester {
+    type Node = SimNode;
+
+    fn sim_mut(&mut self) -> &mut Sim<SimNode> {
+        &mut self.sim
+    }
+
+    fn absorb(&mut self) {
+        self.drain();
+    }
+}
+
 impl KvTester {
     pub fn new(setup: Setup) -> KvTester {
         Self::new_with(setup, |_| {})
@@ -510,34 +522,6 @@ impl KvTester {
             }
         }
         s
-    }
-
-    /// Runs `d` of virtual time.
-    pub fn sleep(&mut self, d: Time) {
-        let deadline = self.sim.now() + d;
-        while self.sim.next_event_time().is_some_and(|t| t <= deadline) {
-            self.sim.step();
-            self.drain();
-        }
-        self.sim.run_for(deadline - self.sim.now());
-    }
-
-    /// Runs until `pred` holds (checked after every event) or `limit` passes.
-    pub fn run_until(&mut self, mut pred: impl FnMut(&KvTester) -> bool, limit: Time) -> bool {
-        let deadline = self.sim.now() + limit;
-        self.drain();
-        if pred(self) {
-            return true;
-        }
-        while self.sim.next_event_time().is_some_and(|t| t <= deadline) {
-            self.sim.step();
-            self.drain();
-            if pred(self) {
-                return true;
-            }
-        }
-        self.sim.run_for(deadline - self.sim.now());
-        false
     }
 
     /// Starts `op` on clerk node `ck` (which must be idle); [`KvTester::wait_op`] waits

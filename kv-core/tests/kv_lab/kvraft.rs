@@ -2,7 +2,7 @@
 //! service replicated on Raft, with the lab's clients, faults and thresholds.
 
 use stepwise_kv::{KvError, Op};
-use stepwise_sim::{MS, NodeId, SEC, sim_seeds};
+use stepwise_sim::{Harness, MS, NodeId, SEC, sim_seeds};
 
 use crate::LAB_SEEDS;
 use crate::harness::{KvTester, Program, Service, Setup};

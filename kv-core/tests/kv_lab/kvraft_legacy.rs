@@ -3,7 +3,7 @@
 //! sessions, on the replicated service. Test names carry the 2024 suffixes.
 
 use stepwise_kv::Op;
-use stepwise_sim::{MS, NodeId, SEC, sim_seeds};
+use stepwise_sim::{Harness, MS, NodeId, SEC, sim_seeds};
 
 use crate::LAB_SEEDS;
 use crate::harness::{KvTester, Program};

@@ -4,7 +4,7 @@
 //! once would find the key non-empty. The replicated variant runs in `kvraft.rs`.
 
 use stepwise_kv::{Lock, LockStep, Op};
-use stepwise_sim::{MS, SEC, sim_seeds};
+use stepwise_sim::{Harness, MS, SEC, sim_seeds};
 
 use crate::LAB_SEEDS;
 use crate::harness::{KvTester, Program, Service, Setup};

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 
 use stepwise_kv::{KvOutput, Op};
-use stepwise_sim::{MS, NodeId, SEC, sim_seeds};
+use stepwise_sim::{Harness, MS, NodeId, SEC, sim_seeds};
 
 use crate::harness::{KvTester, Program, Service, Setup, text};
 use crate::programs::{Appender, RandomVersioned};

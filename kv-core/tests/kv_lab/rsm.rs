@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use stepwise_kv::rsm::{self, Rsm, RsmConfig, StateMachine, Submission, SubmitError};
 use stepwise_raft::{Action as RaftAction, Message, Persisted};
-use stepwise_sim::{Effect, MS, NetConfig, NodeId, SEC, Sim, SimConfig, Time, sim_seeds};
+use stepwise_sim::{Effect, Harness, MS, NetConfig, NodeId, SEC, Sim, SimConfig, Time, sim_seeds};
 
 use crate::LAB_SEEDS;
 use crate::harness::raft_config;
@@ -137,6 +137,18 @@ struct RsmTester {
     leader: NodeId,
 }
 
+impl Harness for RsmTester {
+    type Node = RsmServer;
+
+    fn sim_mut(&mut self) -> &mut Sim<RsmServer> {
+        &mut self.sim
+    }
+
+    fn absorb(&mut self) {
+        self.drain();
+    }
+}
+
 impl RsmTester {
     fn new(max_raft_state: Option<usize>, seed: u64) -> RsmTester {
         let mut config = SimConfig::with_seed(seed);
@@ -182,27 +194,6 @@ impl RsmTester {
                 assert_eq!(n.rsm.state().decs, 0, "server {s} executed a Dec");
             }
         }
-    }
-
-    fn run_until(&mut self, mut pred: impl FnMut(&RsmTester) -> bool, limit: Time) -> bool {
-        let deadline = self.sim.now() + limit;
-        self.drain();
-        if pred(self) {
-            return true;
-        }
-        while self.sim.next_event_time().is_some_and(|t| t <= deadline) {
-            self.sim.step();
-            self.drain();
-            if pred(self) {
-                return true;
-            }
-        }
-        self.sim.run_for(deadline - self.sim.now());
-        false
-    }
-
-    fn sleep(&mut self, d: Time) {
-        self.run_until(|_| false, d);
     }
 
     /// Starts a Submit on server `s`; returns its tag.

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use stepwise_shard::config::{Gid, ShardConfig};
 use stepwise_shard::ctrler::{CtrlError, CtrlOp, CtrlOutput};
-use stepwise_sim::{NodeId, SEC, sim_seeds};
+use stepwise_sim::{Harness, NodeId, SEC, sim_seeds};
 
 use crate::LAB_SEEDS;
 use crate::harness::{Setup, Tester};

@@ -23,7 +23,7 @@ use stepwise_shard::ctrler::{CtrlCommand, CtrlError, CtrlOp, CtrlOutput, CtrlRes
 use stepwise_shard::group::server::{self as gserver, GroupConfig, GroupEvent, GroupServer};
 use stepwise_shard::key::key_to_shard;
 use stepwise_shard::message::{CtrlReply, CtrlRequest, PeerMsg};
-use stepwise_sim::{Effect, MS, NetConfig, NodeId, Rand64, SEC, Sim, SimConfig, Time};
+use stepwise_sim::{Effect, Harness, MS, NetConfig, NodeId, Rand64, SEC, Sim, SimConfig, Time};
 
 use crate::kv_history;
 
@@ -562,6 +562,18 @@ enum Role {
     Admin { ctrlers: Vec<NodeId> },
 }
 
+impl Harness for Tester {
+    type Node = SimNode;
+
+    fn sim_mut(&mut self) -> &mut Sim<SimNode> {
+        &mut self.sim
+    }
+
+    fn absorb(&mut self) {
+        self.drain();
+    }
+}
+
 impl Tester {
     pub fn new(setup: Setup) -> Tester {
         let mut config = SimConfig::with_seed(setup.seed);
@@ -764,34 +776,6 @@ impl Tester {
             }
         }
         s
-    }
-
-    /// Runs `d` of virtual time.
-    pub fn sleep(&mut self, d: Time) {
-        let deadline = self.sim.now() + d;
-        while self.sim.next_event_time().is_some_and(|t| t <= deadline) {
-            self.sim.step();
-            self.drain();
-        }
-        self.sim.run_for(deadline - self.sim.now());
-    }
-
-    /// Runs until `pred` holds (checked after every event) or `limit` passes.
-    pub fn run_until(&mut self, mut pred: impl FnMut(&Tester) -> bool, limit: Time) -> bool {
-        let deadline = self.sim.now() + limit;
-        self.drain();
-        if pred(self) {
-            return true;
-        }
-        while self.sim.next_event_time().is_some_and(|t| t <= deadline) {
-            self.sim.step();
-            self.drain();
-            if pred(self) {
-                return true;
-            }
-        }
-        self.sim.run_for(deadline - self.sim.now());
-        false
     }
 
     // ----- administrators ------------------------------------------------------------------

@@ -15,7 +15,7 @@
 use stepwise_kv::{KvOutput, Op};
 use stepwise_shard::config::Gid;
 use stepwise_shard::ctrler::{CtrlError, CtrlOp, CtrlOutput, Ctrler};
-use stepwise_sim::{MS, NodeId, SEC, sim_seeds};
+use stepwise_sim::{Harness, MS, NodeId, SEC, sim_seeds};
 
 use crate::LAB_SEEDS;
 use crate::harness::{Program, Setup, Tester, rand_string};

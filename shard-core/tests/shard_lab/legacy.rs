@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use stepwise_kv::Op;
 use stepwise_shard::ctrler::CtrlOp;
-use stepwise_sim::{MS, NetConfig, NodeId, SEC, sim_seeds};
+use stepwise_sim::{Harness, MS, NetConfig, NodeId, SEC, sim_seeds};
 
 use crate::LAB_SEEDS;
 use crate::harness::{Setup, Tester, key_per_shard, rand_string};

@@ -20,7 +20,7 @@ use stepwise_shard::config::Gid;
 use stepwise_shard::ctrler::{CtrlOp, CtrlOutput};
 use stepwise_shard::group::server::GroupEvent;
 use stepwise_shard::key::key_to_shard;
-use stepwise_sim::{MS, NodeId, Rand64, SEC, Time};
+use stepwise_sim::{Harness, MS, NodeId, Rand64, SEC, Time};
 
 use crate::harness::{Event, Next, Program, Report, Setup, Tester};
 

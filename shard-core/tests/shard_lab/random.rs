@@ -13,7 +13,7 @@
 use stepwise_shard::config::Gid;
 use stepwise_shard::ctrler::CtrlOp;
 use stepwise_shard::group::ShardStatus;
-use stepwise_sim::{MS, NetConfig, NodeId, SEC, sim_seeds};
+use stepwise_sim::{Harness, MS, NetConfig, NodeId, SEC, sim_seeds};
 
 use crate::harness::{Program, Setup, SimNode, Tester};
 use crate::programs::{Appender, RandomOps};
