@@ -17,9 +17,10 @@ use stepwise_kv::server::Server;
 use stepwise_kv::{KvError, KvOutput, KvResult, Op, Reply, Request, RsmConfig};
 use stepwise_linearizability::CheckResult;
 
+use crate::client_program::{Driver, Step};
 use crate::kv_history;
 use stepwise_raft::{Action as RaftAction, Config, Message, Persisted};
-use stepwise_sim::{Effect, Harness, MS, NetConfig, NodeId, Rand64, SEC, Sim, SimConfig, Time};
+use stepwise_sim::{Effect, Harness, MS, NetConfig, NodeId, SEC, Sim, SimConfig, Time};
 
 /// What crosses the simulated network.
 #[derive(Clone, Debug)]
@@ -56,37 +57,14 @@ pub struct Report {
     pub ops: u64,
 }
 
-/// What a client program is told.
-pub enum Event<'a> {
-    /// The program was just started.
-    Start,
-    /// The last operation finished.
-    Done(&'a KvResult),
-    /// A sleep is over.
-    Woke,
-}
-
-/// What a client program does next.
-pub enum Next {
-    Op(Op),
-    Sleep(u32),
-    Stop,
-    Fail(String),
-}
-
-/// A lab client loop as a state machine: called at every event, decides the next step.
-/// `stopping` is true once the tester signalled "done".
-pub trait Program: Send {
-    fn next(&mut self, event: Event<'_>, stopping: bool, rng: &mut Rand64) -> Next;
-    fn report(&self) -> Report;
-}
+pub use crate::client_program::{Event, Next, Program};
 
 /// Inputs to a clerk node.
 pub enum ClientInput {
     /// Run one operation (the tester calling the clerk directly).
     Do(Op),
     /// Start a client program.
-    Run(Box<dyn Program>),
+    Run(Box<dyn Program<Report>>),
     /// Ask the program to stop at its next opportunity.
     Stop,
 }
@@ -116,21 +94,15 @@ pub enum Out {
 
 /// A clerk node.
 pub struct ClientNode {
-    me: NodeId,
     clerk: Clerk,
-    rng: Rand64,
-    program: Option<Box<dyn Program>>,
-    stopping: bool,
-    /// The operation in flight: its call time and the operation.
-    call: Option<(Time, Op)>,
-    sleeping: Option<u32>,
+    driver: Driver<Report>,
     actions: Vec<clerk::Action>,
 }
 
 impl ClientNode {
     /// The operation in flight, if any.
     pub fn in_flight(&self) -> Option<&(Time, Op)> {
-        self.call.as_ref()
+        self.driver.in_flight()
     }
 
     pub fn clerk(&self) -> &Clerk {
@@ -148,17 +120,9 @@ impl ClientNode {
                     msg: Msg::Req(request),
                 }),
                 clerk::Action::Done(result) => {
-                    let (call, op) = self.call.take().expect("a result answers a call");
-                    out.push(Effect::Output(Out::Op(Record {
-                        client: self.me,
-                        op: op.clone(),
-                        call,
-                        ret: now,
-                        result: result.clone(),
-                    })));
-                    if self.program.is_some() {
-                        self.advance(now, Event::Done(&result), out);
-                    }
+                    let (record, step) = self.driver.done(now, result);
+                    out.push(Effect::Output(Out::Op(record)));
+                    self.follow(now, step, out);
                 }
             }
         }
@@ -166,30 +130,17 @@ impl ClientNode {
     }
 
     fn start(&mut self, now: Time, op: Op, out: &mut Vec<Effect<SimNode>>) {
-        assert!(self.call.is_none(), "one operation at a time per clerk");
-        self.call = Some((now, op.clone()));
+        self.driver.call(now, &op);
         self.clerk_step(now, clerk::Input::Start(op), out);
     }
 
-    fn advance(&mut self, now: Time, event: Event<'_>, out: &mut Vec<Effect<SimNode>>) {
-        let Some(program) = self.program.as_mut() else {
-            return;
-        };
-        match program.next(event, self.stopping, &mut self.rng) {
-            Next::Op(op) => self.start(now, op, out),
-            Next::Sleep(ticks) => self.sleeping = Some(ticks.max(1)),
-            Next::Stop => {
-                let report = program.report();
-                self.program = None;
-                out.push(Effect::Output(Out::Finished(report)));
-            }
-            Next::Fail(why) => {
-                self.program = None;
-                out.push(Effect::Output(Out::Fail(format!(
-                    "client {}: {why}",
-                    self.me
-                ))));
-            }
+    /// Carries out what the driver asks for.
+    fn follow(&mut self, now: Time, step: Step<Report>, out: &mut Vec<Effect<SimNode>>) {
+        match step {
+            Step::Idle => {}
+            Step::Start(op) => self.start(now, op, out),
+            Step::Finished(report) => out.push(Effect::Output(Out::Finished(report))),
+            Step::Failed(why) => out.push(Effect::Output(Out::Fail(why))),
         }
     }
 }
@@ -258,13 +209,8 @@ impl stepwise_sim::Node for SimNode {
             SimNode::Replica(r) => r.run(replica::Input::Tick, out),
             SimNode::Single(_) => {}
             SimNode::Client(c) => {
-                if let Some(left) = c.sleeping.as_mut() {
-                    *left -= 1;
-                    if *left == 0 {
-                        c.sleeping = None;
-                        c.advance(now, Event::Woke, out);
-                    }
-                }
+                let step = c.driver.tick();
+                c.follow(now, step, out);
                 c.clerk_step(now, clerk::Input::Tick, out);
             }
         }
@@ -309,17 +255,12 @@ impl stepwise_sim::Node for SimNode {
         match input {
             ClientInput::Do(op) => c.start(now, op, out),
             ClientInput::Run(p) => {
-                c.program = Some(p);
-                c.stopping = false;
-                c.advance(now, Event::Start, out);
+                let step = c.driver.run(p);
+                c.follow(now, step, out);
             }
             ClientInput::Stop => {
-                c.stopping = true;
-                if c.call.is_none() && c.program.is_some() {
-                    // Idle or sleeping: ask now.
-                    c.sleeping = None;
-                    c.advance(now, Event::Woke, out);
-                }
+                let step = c.driver.stop();
+                c.follow(now, step, out);
             }
         }
     }
@@ -427,13 +368,8 @@ impl KvTester {
                     let cfg = ClerkConfig::new(id as u64, (0..n as u64).collect())
                         .with_sessions(sessions);
                     SimNode::Client(Box::new(ClientNode {
-                        me: id,
                         clerk: Clerk::new(cfg),
-                        rng: Rand64::new(u128::from(seed)),
-                        program: None,
-                        stopping: false,
-                        call: None,
-                        sleeping: None,
+                        driver: Driver::new(id, seed),
                         actions: Vec::new(),
                     }))
                 }
@@ -589,7 +525,7 @@ impl KvTester {
     }
 
     /// Starts a program on each clerk node.
-    pub fn run_programs(&mut self, programs: Vec<(NodeId, Box<dyn Program>)>) {
+    pub fn run_programs(&mut self, programs: Vec<(NodeId, Box<dyn Program<Report>>)>) {
         for (ck, p) in programs {
             self.finished.remove(&ck);
             self.sim.input(ck, ClientInput::Run(p));
@@ -620,7 +556,7 @@ impl KvTester {
     /// The lab's SpawnClientsAndWait: run programs for `d`, then signal done and wait.
     pub fn spawn_clients_and_wait(
         &mut self,
-        programs: Vec<(NodeId, Box<dyn Program>)>,
+        programs: Vec<(NodeId, Box<dyn Program<Report>>)>,
         d: Time,
     ) -> Vec<Report> {
         let clerks: Vec<NodeId> = programs.iter().map(|(c, _)| *c).collect();

@@ -5,7 +5,7 @@ use stepwise_kv::{KvError, Op};
 use stepwise_sim::{Harness, MS, NodeId, SEC, sim_seeds};
 
 use crate::LAB_SEEDS;
-use crate::harness::{KvTester, Program, Service, Setup};
+use crate::harness::{KvTester, Program, Report, Service, Setup};
 use crate::programs::OneClientPut;
 
 /// NITER: iterations of the generic test.
@@ -72,10 +72,10 @@ pub fn generic_test(g: Generic, seed: u64) {
     let (mut sum_ok, mut sum_maybe) = (0, 0);
     for _ in 0..NITER {
         let clerks: Vec<NodeId> = (1..=g.nclients).map(|k| t.clerk(k)).collect();
-        let programs: Vec<(NodeId, Box<dyn Program>)> = clerks
+        let programs: Vec<(NodeId, Box<dyn Program<Report>>)> = clerks
             .iter()
             .map(|&c| {
-                let p: Box<dyn Program> =
+                let p: Box<dyn Program<Report>> =
                     Box::new(OneClientPut::new(c as u64, keys.clone(), g.randomkeys));
                 (c, p)
             })

@@ -6,7 +6,7 @@ use stepwise_kv::Op;
 use stepwise_sim::{Harness, MS, NodeId, SEC, sim_seeds};
 
 use crate::LAB_SEEDS;
-use crate::harness::{KvTester, Program};
+use crate::harness::{KvTester, Program, Report};
 use crate::kvraft::replicated;
 use crate::programs::{AppendClient, FixedAppends, check_clnt_appends};
 
@@ -71,12 +71,12 @@ fn generic_test(g: Legacy, seed: u64) {
     let ck = t.clerk(0);
     for _ in 0..3 {
         let clerks: Vec<NodeId> = (1..=g.nclients).map(|k| t.clerk(k)).collect();
-        let programs: Vec<(NodeId, Box<dyn Program>)> = clerks
+        let programs: Vec<(NodeId, Box<dyn Program<Report>>)> = clerks
             .iter()
             .enumerate()
             .map(|(cli, &c)| {
                 let nkeys = g.randomkeys.then_some(g.nclients as u64);
-                let p: Box<dyn Program> =
+                let p: Box<dyn Program<Report>> =
                     Box::new(AppendClient::new(cli as u64, cli.to_string(), nkeys, false));
                 (c, p)
             })
@@ -233,9 +233,10 @@ fn unreliable_one_key_4a_2024() {
         let mut t = replicated(3, nclient + 1, false, None, seed);
         let ck = t.clerk(0);
         t.op(ck, Op::put_any("k", "")).expect("Put");
-        let programs: Vec<(NodeId, Box<dyn Program>)> = (0..nclient)
+        let programs: Vec<(NodeId, Box<dyn Program<Report>>)> = (0..nclient)
             .map(|cli| {
-                let p: Box<dyn Program> = Box::new(FixedAppends::new(cli as u64, "k", upto, true));
+                let p: Box<dyn Program<Report>> =
+                    Box::new(FixedAppends::new(cli as u64, "k", upto, true));
                 (t.clerk(cli + 1), p)
             })
             .collect();

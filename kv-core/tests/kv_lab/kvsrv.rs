@@ -6,7 +6,7 @@ use stepwise_kv::{KvError, KvOutput, Op};
 use stepwise_sim::{SEC, sim_seeds};
 
 use crate::LAB_SEEDS;
-use crate::harness::{KvTester, Program, Service, Setup};
+use crate::harness::{KvTester, Program, Report, Service, Setup};
 use crate::programs::{AppendClient, FixedAppends, OneClientPut, check_clnt_appends};
 
 fn kvsrv(clients: usize, reliable: bool, sessions: bool, seed: u64) -> KvTester {
@@ -47,10 +47,10 @@ fn put_concurrent_reliable() {
     sim_seeds!(LAB_SEEDS, |seed| {
         let nclients = 10;
         let mut t = kvsrv(nclients + 1, true, false, seed);
-        let programs: Vec<(usize, Box<dyn Program>)> = (0..nclients)
+        let programs: Vec<(usize, Box<dyn Program<Report>>)> = (0..nclients)
             .map(|k| {
                 let ck = t.clerk(k + 1);
-                let p: Box<dyn Program> =
+                let p: Box<dyn Program<Report>> =
                     Box::new(OneClientPut::new(ck as u64, vec!["k".into()], false));
                 (ck, p)
             })
@@ -104,9 +104,9 @@ fn generic_2024(nclients: usize, reliable: bool, seed: u64) {
     let mut t = kvsrv(nclients + 1, reliable, true, seed);
     let ck = t.clerk(0);
     for _ in 0..3 {
-        let programs: Vec<(usize, Box<dyn Program>)> = (0..nclients)
+        let programs: Vec<(usize, Box<dyn Program<Report>>)> = (0..nclients)
             .map(|cli| {
-                let p: Box<dyn Program> =
+                let p: Box<dyn Program<Report>> =
                     Box::new(AppendClient::new(cli as u64, cli.to_string(), None, true));
                 (t.clerk(cli + 1), p)
             })
@@ -149,9 +149,10 @@ fn unreliable_one_key2() {
         let mut t = kvsrv(nclient + 1, false, true, seed);
         let ck = t.clerk(0);
         t.op(ck, Op::put_any("k", "")).expect("Put");
-        let programs: Vec<(usize, Box<dyn Program>)> = (0..nclient)
+        let programs: Vec<(usize, Box<dyn Program<Report>>)> = (0..nclient)
             .map(|cli| {
-                let p: Box<dyn Program> = Box::new(FixedAppends::new(cli as u64, "k", upto, true));
+                let p: Box<dyn Program<Report>> =
+                    Box::new(FixedAppends::new(cli as u64, "k", upto, true));
                 (t.clerk(cli + 1), p)
             })
             .collect();

@@ -7,17 +7,17 @@ use stepwise_kv::{Lock, LockStep, Op};
 use stepwise_sim::{Harness, MS, SEC, sim_seeds};
 
 use crate::LAB_SEEDS;
-use crate::harness::{KvTester, Program, Service, Setup};
+use crate::harness::{KvTester, Program, Report, Service, Setup};
 use crate::programs::LockClient;
 
 /// NSEC: how long the clients run.
 const NSEC: u64 = 2;
 
 pub fn run_lock_clients(t: &mut KvTester, nclients: usize) {
-    let programs: Vec<(usize, Box<dyn Program>)> = (0..nclients)
+    let programs: Vec<(usize, Box<dyn Program<Report>>)> = (0..nclients)
         .map(|k| {
             let ck = t.clerk(k);
-            let p: Box<dyn Program> = Box::new(LockClient::new(ck as u64));
+            let p: Box<dyn Program<Report>> = Box::new(LockClient::new(ck as u64));
             (ck, p)
         })
         .collect();

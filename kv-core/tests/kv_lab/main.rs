@@ -7,6 +7,8 @@
 //! `STEPWISE_SEEDS=<n>` runs more seeds; a failing seed prints a one-line replay command.
 //! `STEPWISE_TRACE=1` prints the last simulator events when a check fails.
 
+#[path = "../support/client_program.rs"]
+mod client_program;
 mod harness;
 #[path = "../support/kv_history.rs"]
 mod kv_history;

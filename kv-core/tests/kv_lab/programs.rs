@@ -65,7 +65,7 @@ impl OneClientPut {
     }
 }
 
-impl Program for OneClientPut {
+impl Program<Report> for OneClientPut {
     fn next(&mut self, event: Event<'_>, stopping: bool, rng: &mut Rand64) -> Next {
         if let Event::Done(..) = event {
             self.report.ops += 1;
@@ -83,7 +83,7 @@ impl Program for OneClientPut {
                 let ver = self.verm[&key];
                 self.put(key, ver)
             }
-            (PutPhase::Putting { key, ver }, Event::Done(result)) => {
+            (PutPhase::Putting { key, ver }, Event::Done(_, result)) => {
                 let err = match result {
                     Ok(_) => None,
                     Err(e @ (KvError::Version | KvError::Maybe)) => Some(*e),
@@ -96,7 +96,7 @@ impl Program for OneClientPut {
                 };
                 Next::Op(Op::get(key))
             }
-            (PutPhase::Getting { key, ver, err }, Event::Done(result)) => {
+            (PutPhase::Getting { key, ver, err }, Event::Done(_, result)) => {
                 let Some((value, ver0)) = read(result) else {
                     return Next::Fail(format!("OnePut: Get failed {result:?}"));
                 };
@@ -188,7 +188,7 @@ impl AppendClient {
     }
 }
 
-impl Program for AppendClient {
+impl Program<Report> for AppendClient {
     fn next(&mut self, event: Event<'_>, stopping: bool, rng: &mut Rand64) -> Next {
         if let Event::Done(..) = event {
             self.report.ops += 1;
@@ -201,7 +201,7 @@ impl Program for AppendClient {
             }
             AppendPhase::Init | AppendPhase::Top | AppendPhase::Putting => {}
             AppendPhase::Appending { nv } => {
-                let Event::Done(result) = event else {
+                let Event::Done(_, result) = event else {
                     unreachable!("woken only between operations")
                 };
                 match result {
@@ -232,7 +232,7 @@ impl Program for AppendClient {
                 self.j += 1;
             }
             AppendPhase::Getting => {
-                let Event::Done(result) = event else {
+                let Event::Done(_, result) = event else {
                     unreachable!("woken only between operations")
                 };
                 let Some((v, _)) = read(result) else {
@@ -300,9 +300,9 @@ impl FixedAppends {
     }
 }
 
-impl Program for FixedAppends {
+impl Program<Report> for FixedAppends {
     fn next(&mut self, event: Event<'_>, _stopping: bool, _rng: &mut Rand64) -> Next {
-        if let Event::Done(result) = event {
+        if let Event::Done(_, result) = event {
             if result.is_err() {
                 return Next::Fail(format!("Append returned {result:?}"));
             }
@@ -416,7 +416,7 @@ impl LockClient {
     }
 }
 
-impl Program for LockClient {
+impl Program<Report> for LockClient {
     fn next(&mut self, event: Event<'_>, stopping: bool, _rng: &mut Rand64) -> Next {
         let me = self.me;
         match (std::mem::replace(&mut self.phase, LockPhase::Start), event) {
@@ -425,7 +425,7 @@ impl Program for LockClient {
                 Next::Op(Op::put("l0", "", 0))
             }
             (LockPhase::InitPut, Event::Done(..)) => self.top(stopping),
-            (phase @ (LockPhase::Acquiring | LockPhase::Releasing), Event::Done(result)) => {
+            (phase @ (LockPhase::Acquiring | LockPhase::Releasing), Event::Done(_, result)) => {
                 self.phase = phase;
                 let step = self.lock.on_result(result);
                 self.lock_step(step, stopping)
@@ -434,7 +434,7 @@ impl Program for LockClient {
                 self.phase = LockPhase::Acquiring;
                 Next::Op(op)
             }
-            (LockPhase::Checking, Event::Done(result)) => match result {
+            (LockPhase::Checking, Event::Done(_, result)) => match result {
                 Ok(KvOutput::Value { value, version }) if value.is_empty() => {
                     let ver = *version;
                     self.phase = LockPhase::Setting { ver };
@@ -445,7 +445,7 @@ impl Program for LockClient {
                 }
                 other => Next::Fail(format!("{me}: Get(l0) returned {other:?}")),
             },
-            (LockPhase::Setting { ver }, Event::Done(result)) => match result {
+            (LockPhase::Setting { ver }, Event::Done(_, result)) => match result {
                 Ok(_) | Err(KvError::Maybe) => {
                     self.phase = LockPhase::Sleeping { ver };
                     Next::Sleep(1)
@@ -456,7 +456,7 @@ impl Program for LockClient {
                 self.phase = LockPhase::Clearing;
                 Next::Op(Op::put("l0", "", ver + 1))
             }
-            (LockPhase::Clearing, Event::Done(result)) => match result {
+            (LockPhase::Clearing, Event::Done(_, result)) => match result {
                 Ok(_) | Err(KvError::Maybe) => {
                     self.phase = LockPhase::Releasing;
                     Next::Op(self.lock.release())
@@ -509,9 +509,9 @@ impl RandomVersioned {
     }
 }
 
-impl Program for RandomVersioned {
+impl Program<Report> for RandomVersioned {
     fn next(&mut self, event: Event<'_>, stopping: bool, rng: &mut Rand64) -> Next {
-        if let (Event::Done(result), Some((k, is_put))) = (event, self.pending.take()) {
+        if let (Event::Done(_, result), Some((k, is_put))) = (event, self.pending.take()) {
             self.report.ops += 1;
             match result {
                 Ok(KvOutput::Value { version, .. }) => {
@@ -581,9 +581,9 @@ impl Appender {
     }
 }
 
-impl Program for Appender {
+impl Program<Report> for Appender {
     fn next(&mut self, event: Event<'_>, stopping: bool, rng: &mut Rand64) -> Next {
-        if let Event::Done(result) = event {
+        if let Event::Done(_, result) = event {
             self.report.ops += 1;
             if let Some(nv) = self.in_flight.take() {
                 match result {

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use stepwise_kv::{KvOutput, Op};
 use stepwise_sim::{Harness, MS, NodeId, SEC, sim_seeds};
 
-use crate::harness::{KvTester, Program, Service, Setup, text};
+use crate::harness::{KvTester, Program, Report, Service, Setup, text};
 use crate::programs::{Appender, RandomVersioned};
 
 /// Seeds per CI run (the issue asks for at least 200; `STEPWISE_SEEDS` for more).
@@ -65,7 +65,7 @@ fn schedule(seed: u64) {
         net.long_reordering = draw(8) == 0;
     }
     let ck = t.clerk(0);
-    let mut programs: Vec<(NodeId, Box<dyn Program>)> = Vec::new();
+    let mut programs: Vec<(NodeId, Box<dyn Program<Report>>)> = Vec::new();
     for k in 0..nversioned {
         let c = t.clerk(1 + k);
         programs.push((c, Box::new(RandomVersioned::new(c as u64, VKEYS))));

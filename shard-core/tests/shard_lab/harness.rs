@@ -25,6 +25,7 @@ use stepwise_shard::key::key_to_shard;
 use stepwise_shard::message::{CtrlReply, CtrlRequest, PeerMsg};
 use stepwise_sim::{Effect, Harness, MS, NetConfig, NodeId, Rand64, SEC, Sim, SimConfig, Time};
 
+use crate::client_program::{Driver, Step};
 use crate::kv_history;
 
 /// What crosses the simulated network.
@@ -60,33 +61,14 @@ pub struct Report {
     pub appended: BTreeMap<String, String>,
 }
 
-/// What a client program is told.
-pub enum Event<'a> {
-    Start,
-    Done(&'a Op, &'a KvResult),
-    Woke,
-}
-
-/// What a client program does next.
-pub enum Next {
-    Op(Op),
-    Sleep(u32),
-    Stop,
-    Fail(String),
-}
-
-/// A lab client loop as a state machine.
-pub trait Program {
-    fn next(&mut self, event: Event<'_>, stopping: bool, rng: &mut Rand64) -> Next;
-    fn report(&self) -> Report;
-}
+pub use crate::client_program::{Event, Next, Program};
 
 /// Inputs the tester injects.
 pub enum In {
     /// A client runs one operation.
     Do(Op),
     /// A client starts a program.
-    Run(Box<dyn Program>),
+    Run(Box<dyn Program<Report>>),
     /// A client's program stops at its next opportunity.
     Stop,
     /// An administrator runs a controller operation (conditional on `expect`).
@@ -126,13 +108,8 @@ pub struct GroupNode {
 }
 
 pub struct ClientNode {
-    me: NodeId,
     pub clerk: ShardClerk,
-    rng: Rand64,
-    program: Option<Box<dyn Program>>,
-    stopping: bool,
-    call: Option<(Time, Op)>,
-    sleeping: Option<u32>,
+    driver: Driver<Report>,
     buf: Vec<client::Action>,
 }
 
@@ -236,7 +213,7 @@ impl GroupNode {
 
 impl ClientNode {
     pub fn in_flight(&self) -> Option<&(Time, Op)> {
-        self.call.as_ref()
+        self.driver.in_flight()
     }
 
     fn clerk_step(&mut self, now: Time, input: client::Input, out: &mut Fx) {
@@ -254,17 +231,9 @@ impl ClientNode {
                     msg: Msg::CtrlReq(request),
                 }),
                 client::Action::Done(result) => {
-                    let (call, op) = self.call.take().expect("a result answers a call");
-                    out.push(Effect::Output(Out::Op(Record {
-                        client: self.me,
-                        op: op.clone(),
-                        call,
-                        ret: now,
-                        result: result.clone(),
-                    })));
-                    if self.program.is_some() {
-                        self.advance(now, Event::Done(&op, &result), out);
-                    }
+                    let (record, step) = self.driver.done(now, result);
+                    out.push(Effect::Output(Out::Op(record)));
+                    self.follow(now, step, out);
                 }
             }
         }
@@ -272,30 +241,17 @@ impl ClientNode {
     }
 
     fn start(&mut self, now: Time, op: Op, out: &mut Fx) {
-        assert!(self.call.is_none(), "one operation at a time per client");
-        self.call = Some((now, op.clone()));
+        self.driver.call(now, &op);
         self.clerk_step(now, client::Input::Start(op), out);
     }
 
-    fn advance(&mut self, now: Time, event: Event<'_>, out: &mut Fx) {
-        let Some(program) = self.program.as_mut() else {
-            return;
-        };
-        match program.next(event, self.stopping, &mut self.rng) {
-            Next::Op(op) => self.start(now, op, out),
-            Next::Sleep(ticks) => self.sleeping = Some(ticks.max(1)),
-            Next::Stop => {
-                let report = program.report();
-                self.program = None;
-                out.push(Effect::Output(Out::Finished(report)));
-            }
-            Next::Fail(why) => {
-                self.program = None;
-                out.push(Effect::Output(Out::Fail(format!(
-                    "client {}: {why}",
-                    self.me
-                ))));
-            }
+    /// Carries out what the driver asks for.
+    fn follow(&mut self, now: Time, step: Step<Report>, out: &mut Fx) {
+        match step {
+            Step::Idle => {}
+            Step::Start(op) => self.start(now, op, out),
+            Step::Finished(report) => out.push(Effect::Output(Out::Finished(report))),
+            Step::Failed(why) => out.push(Effect::Output(Out::Fail(why))),
         }
     }
 }
@@ -340,13 +296,8 @@ impl stepwise_sim::Node for SimNode {
             SimNode::Ctrler(c) => c.run(cserver::Input::Tick, out),
             SimNode::Group(g) => g.run(gserver::Input::Tick, out),
             SimNode::Client(c) => {
-                if let Some(left) = c.sleeping.as_mut() {
-                    *left -= 1;
-                    if *left == 0 {
-                        c.sleeping = None;
-                        c.advance(now, Event::Woke, out);
-                    }
-                }
+                let step = c.driver.tick();
+                c.follow(now, step, out);
                 c.clerk_step(now, client::Input::Tick, out);
             }
             SimNode::Admin(a) => a.clerk_step(now, cclerk::Input::Tick, out),
@@ -430,16 +381,12 @@ impl stepwise_sim::Node for SimNode {
         match (self, input) {
             (SimNode::Client(c), In::Do(op)) => c.start(now, op, out),
             (SimNode::Client(c), In::Run(p)) => {
-                c.program = Some(p);
-                c.stopping = false;
-                c.advance(now, Event::Start, out);
+                let step = c.driver.run(p);
+                c.follow(now, step, out);
             }
             (SimNode::Client(c), In::Stop) => {
-                c.stopping = true;
-                if c.call.is_none() && c.program.is_some() {
-                    c.sleeping = None;
-                    c.advance(now, Event::Woke, out);
-                }
+                let step = c.driver.stop();
+                c.follow(now, step, out);
             }
             (SimNode::Admin(a), In::Admin(op, expect)) => {
                 assert!(
@@ -663,13 +610,8 @@ impl Tester {
                         ctrlers.iter().map(|&c| c as Addr).collect(),
                     );
                     SimNode::Client(Box::new(ClientNode {
-                        me: id,
                         clerk: ShardClerk::new(cfg),
-                        rng: Rand64::new(u128::from(seed)),
-                        program: None,
-                        stopping: false,
-                        call: None,
-                        sleeping: None,
+                        driver: Driver::new(id, seed),
                         buf: Vec::new(),
                     }))
                 }
@@ -940,7 +882,7 @@ impl Tester {
         }
     }
 
-    pub fn run_programs(&mut self, programs: Vec<(NodeId, Box<dyn Program>)>) {
+    pub fn run_programs(&mut self, programs: Vec<(NodeId, Box<dyn Program<Report>>)>) {
         for (ck, p) in programs {
             self.finished.remove(&ck);
             self.sim.input(ck, In::Run(p));

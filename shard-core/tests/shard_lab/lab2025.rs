@@ -18,7 +18,7 @@ use stepwise_shard::ctrler::{CtrlError, CtrlOp, CtrlOutput, Ctrler};
 use stepwise_sim::{Harness, MS, NodeId, SEC, sim_seeds};
 
 use crate::LAB_SEEDS;
-use crate::harness::{Program, Setup, Tester, rand_string};
+use crate::harness::{Program, Report, Setup, Tester, rand_string};
 use crate::programs::{Putter, Reader};
 
 const NKEYS: usize = 60;
@@ -377,7 +377,7 @@ fn progress_join() {
         let reader = t.clients[0];
         t.run_programs(vec![(
             reader,
-            Box::new(Reader::new(keys)) as Box<dyn Program>,
+            Box::new(Reader::new(keys)) as Box<dyn Program<Report>>,
         )]);
         let admin = t.admins[0];
         let end = t.sim.now() + 4 * SEC;
@@ -414,7 +414,7 @@ fn concurrent_clerks(seed: u64, nclients: usize, reliable: bool) {
         .map(|&c| {
             (
                 c,
-                Box::new(Putter::new(c as u64, "k0".into())) as Box<dyn Program>,
+                Box::new(Putter::new(c as u64, "k0".into())) as Box<dyn Program<Report>>,
             )
         })
         .collect();
@@ -635,7 +635,7 @@ fn recover(seed: u64, rounds: usize, reliable: bool, leases: bool, clients: bool
         .map(|&c| {
             (
                 c,
-                Box::new(Putter::new(c as u64, "k0".into())) as Box<dyn Program>,
+                Box::new(Putter::new(c as u64, "k0".into())) as Box<dyn Program<Report>>,
             )
         })
         .collect();

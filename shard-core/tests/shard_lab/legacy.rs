@@ -271,7 +271,7 @@ fn start_appenders(t: &mut Tester, tracked: &Tracked, period: u32) -> Vec<NodeId
         .iter()
         .zip(&tracked.keys)
         .map(|(&c, k)| {
-            let p: Box<dyn crate::harness::Program> =
+            let p: Box<dyn crate::harness::Program<crate::harness::Report>> =
                 Box::new(Appender::new(c as u64, vec![k.clone()], period));
             (c, p)
         })
@@ -463,7 +463,8 @@ fn unreliable3() {
         let programs = clients
             .iter()
             .map(|&c| {
-                let p: Box<dyn crate::harness::Program> = Box::new(RandomOps::new(c as u64, 10));
+                let p: Box<dyn crate::harness::Program<crate::harness::Report>> =
+                    Box::new(RandomOps::new(c as u64, 10));
                 (c, p)
             })
             .collect();

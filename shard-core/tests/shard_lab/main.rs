@@ -8,6 +8,9 @@
 //! `STEPWISE_TRACE=1` prints the last simulator events when a check fails.
 
 mod ctrler;
+// Client programs and their driver, shared with kv-core's simulator tests.
+#[path = "../../../kv-core/tests/support/client_program.rs"]
+mod client_program;
 mod harness;
 // The KV histories and their checks, shared with kv-core's simulator tests.
 #[path = "../../../kv-core/tests/support/kv_history.rs"]

@@ -31,7 +31,7 @@ struct Load {
     n: u64,
 }
 
-impl Program for Load {
+impl Program<Report> for Load {
     fn next(&mut self, event: Event<'_>, stopping: bool, rng: &mut Rand64) -> Next {
         if let Event::Done(_, Err(e)) = event
             && *e != stepwise_kv::KvError::NoKey
@@ -119,7 +119,7 @@ fn move_run(seed: u64, nkeys: usize, value_len: usize, rounds: usize, load: usiz
     let programs = loaders
         .iter()
         .map(|&c| {
-            let p: Box<dyn Program> = Box::new(Load {
+            let p: Box<dyn Program<Report>> = Box::new(Load {
                 keys: load_keys.clone(),
                 n: 0,
             });
@@ -273,7 +273,7 @@ fn perf_report() {
         let programs = clients
             .iter()
             .map(|&c| {
-                let p: Box<dyn Program> = Box::new(Load {
+                let p: Box<dyn Program<Report>> = Box::new(Load {
                     keys: keys.clone(),
                     n: 0,
                 });

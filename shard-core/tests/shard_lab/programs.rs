@@ -34,7 +34,7 @@ impl Appender {
     }
 }
 
-impl Program for Appender {
+impl Program<Report> for Appender {
     fn next(&mut self, event: Event<'_>, stopping: bool, rng: &mut Rand64) -> Next {
         if let Event::Done(op, result) = event {
             if let Err(e) = result {
@@ -95,7 +95,7 @@ impl Putter {
     }
 }
 
-impl Program for Putter {
+impl Program<Report> for Putter {
     fn next(&mut self, event: Event<'_>, stopping: bool, _rng: &mut Rand64) -> Next {
         if let Event::Done(op, result) = event {
             self.report.ops += 1;
@@ -143,7 +143,7 @@ impl RandomOps {
     }
 }
 
-impl Program for RandomOps {
+impl Program<Report> for RandomOps {
     fn next(&mut self, event: Event<'_>, stopping: bool, rng: &mut Rand64) -> Next {
         if let Event::Done(..) = event {
             self.report.ops += 1;
@@ -186,7 +186,7 @@ impl Reader {
     }
 }
 
-impl Program for Reader {
+impl Program<Report> for Reader {
     fn next(&mut self, event: Event<'_>, stopping: bool, _rng: &mut Rand64) -> Next {
         if let Event::Done(_, result) = event {
             if read(result).is_none() {

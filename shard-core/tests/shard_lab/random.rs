@@ -15,7 +15,7 @@ use stepwise_shard::ctrler::CtrlOp;
 use stepwise_shard::group::ShardStatus;
 use stepwise_sim::{Harness, MS, NetConfig, NodeId, SEC, sim_seeds};
 
-use crate::harness::{Program, Setup, SimNode, Tester};
+use crate::harness::{Program, Report, Setup, SimNode, Tester};
 use crate::programs::{Appender, RandomOps};
 
 /// Seeds per `cargo test` run (each is about 25 s of virtual time).
@@ -48,9 +48,9 @@ fn run(seed: u64) {
     // Two appenders on their own keys, three clients doing random operations on shared
     // keys.
     let clients = t.clients.clone();
-    let mut programs: Vec<(NodeId, Box<dyn Program>)> = Vec::new();
+    let mut programs: Vec<(NodeId, Box<dyn Program<Report>>)> = Vec::new();
     for (i, &c) in clients.iter().enumerate() {
-        let p: Box<dyn Program> = if i < 2 {
+        let p: Box<dyn Program<Report>> = if i < 2 {
             Box::new(Appender::new(c as u64, vec![format!("a{i}")], 2))
         } else {
             Box::new(RandomOps::new(c as u64, 6))
