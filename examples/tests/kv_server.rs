@@ -206,6 +206,28 @@ fn kv_server_commands_forwarding_errors_and_pipelining() {
     assert_eq!(c3.call_ready(&["DEL", "k", "missing"]), Reply::integer(1));
     assert_eq!(c1.call_ready(&["GET", "k"]), Reply::NullBulk);
     assert_eq!(c1.call_ready(&["EXISTS", "k"]), Reply::integer(0));
+    assert_eq!(c1.call_ready(&["DEL", "k"]), Reply::integer(0));
+    // An empty value is a value (as in Redis), not a deletion.
+    assert_eq!(c2.call_ready(&["SET", "e", ""]), Reply::ok());
+    assert_eq!(c3.call_ready(&["GET", "e"]), bulk(""));
+    assert_eq!(c3.call_ready(&["EXISTS", "e"]), Reply::integer(1));
+    // The INCR family is one replicated operation each.
+    assert_eq!(c1.call_ready(&["DECR", "n"]), Reply::integer(1));
+    assert_eq!(c2.call_ready(&["INCRBY", "n", "41"]), Reply::integer(42));
+    assert_eq!(c3.call_ready(&["DECRBY", "n", "50"]), Reply::integer(-8));
+    assert_eq!(
+        c1.call_ready(&["INCRBY", "n", "9223372036854775807"]),
+        Reply::integer(9223372036854775799)
+    );
+    assert_eq!(
+        c1.call_ready(&["INCRBY", "n", "8"]),
+        Reply::integer(i64::MAX)
+    );
+    assert_eq!(
+        c1.call_ready(&["INCR", "n"]),
+        Reply::error("ERR increment or decrement would overflow")
+    );
+    assert_eq!(c2.call_ready(&["GET", "n"]), bulk(&i64::MAX.to_string()));
     // Versioned put and get.
     assert_eq!(c2.call_ready(&["VPUT", "v", "a", "0"]), Reply::integer(1));
     assert!(is_error_starting(

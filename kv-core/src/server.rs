@@ -71,6 +71,8 @@ impl Server {
                 value: own(value),
                 return_old,
             },
+            Op::Delete { key } => Op::Delete { key },
+            Op::Incr { key, by } => Op::Incr { key: own(key), by },
         };
         let result = match session {
             Some(s) if !op.is_read() => match self.sessions.check(s) {

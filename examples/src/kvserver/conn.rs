@@ -93,12 +93,10 @@ fn unavailable() -> Reply {
     Reply::error(UNAVAILABLE)
 }
 
-/// A present value: stored and non-empty (an empty value is how DEL deletes).
+/// A stored value and its version.
 fn present(result: &KvResult) -> Option<(Bytes, u64)> {
     match result {
-        Ok(KvOutput::Value { value, version }) if !value.is_empty() => {
-            Some((value.clone(), *version))
-        }
+        Ok(KvOutput::Value { value, version }) => Some((value.clone(), *version)),
         _ => None,
     }
 }
@@ -213,7 +211,8 @@ impl Conn<'_> {
     async fn dispatch(&mut self, request: &Request) -> Result<Reply, Reply> {
         let arity = |n| request.check_arity(n);
         let args = &request.args;
-        match &*request.name_upper() {
+        let name = request.name_upper();
+        match &*name {
             b"PING" => match request.params() {
                 [] => Ok(Reply::pong()),
                 [message] => Ok(Reply::Bulk(message.clone())),
@@ -312,14 +311,31 @@ impl Conn<'_> {
                 arity(-2)?;
                 let mut n = 0;
                 for key in &args[1..] {
-                    n += self.delete(key).await?;
+                    match self.run(Op::delete(key.clone())).await {
+                        Ok(Ok(KvOutput::Deleted { existed })) => n += i64::from(existed),
+                        Ok(Ok(other)) => {
+                            return Err(Reply::error(format!("ERR unexpected {other:?}")));
+                        }
+                        Ok(Err(e)) => return Err(kv_error(e)),
+                        Err(_) => return Err(unavailable()),
+                    }
                 }
                 Ok(Reply::integer(n))
             }
-            b"INCR" => {
+            b"INCR" | b"DECR" => {
                 arity(2)?;
-                self.check_key(&args[1])?;
-                self.incr(&args[1]).await.map(Reply::integer)
+                let by = if &*name == b"INCR" { 1 } else { -1 };
+                self.incr(&args[1], by).await
+            }
+            b"INCRBY" | b"DECRBY" => {
+                arity(3)?;
+                let by = parse_integer(&args[2])?;
+                let by = if &*name == b"INCRBY" {
+                    by
+                } else {
+                    by.checked_neg().ok_or_else(overflow)?
+                };
+                self.incr(&args[1], by).await
             }
             b"VGET" => {
                 arity(2)?;
@@ -360,57 +376,28 @@ impl Conn<'_> {
         }
     }
 
-    /// DEL of one key: read it, and if present overwrite it with the empty value at the
-    /// version read (a compare-and-set; retried if a write intervened).
-    async fn delete(&mut self, key: &Bytes) -> Result<i64, Reply> {
-        let deadline = tokio::time::Instant::now() + self.shared.opts.timeout;
-        while tokio::time::Instant::now() < deadline {
-            let r = self.read(key).await?;
-            let Some((_, version)) = present(&r) else {
-                return Ok(0);
-            };
-            match self.run(Op::put(key.clone(), Bytes::new(), version)).await {
-                Ok(Ok(_)) => return Ok(1),
-                Ok(Err(KvError::Version | KvError::NoKey)) => continue,
-                Ok(Err(e)) => return Err(kv_error(e)),
-                Err(_) => return Err(unavailable()),
-            }
+    /// INCR and its kin: one replicated increment.
+    async fn incr(&mut self, key: &Bytes, by: i64) -> Result<Reply, Reply> {
+        self.check_key(key)?;
+        match self.run(Op::incr(key.clone(), by)).await {
+            Ok(Ok(KvOutput::Number { value, .. })) => Ok(Reply::integer(value)),
+            Ok(Ok(other)) => Err(Reply::error(format!("ERR unexpected {other:?}"))),
+            Ok(Err(e)) => Err(kv_error(e)),
+            Err(_) => Err(unavailable()),
         }
-        // Lost every compare-and-set race until the deadline.
-        Err(unavailable())
     }
+}
 
-    /// INCR: read, add one, write back at the version read (a compare-and-set; retried
-    /// if a write intervened).
-    async fn incr(&mut self, key: &Bytes) -> Result<i64, Reply> {
-        let deadline = tokio::time::Instant::now() + self.shared.opts.timeout;
-        while tokio::time::Instant::now() < deadline {
-            let r = self.read(key).await?;
-            let version = version_of(&r);
-            let old = match present(&r) {
-                Some((v, _)) => parse_integer(&v)?,
-                None => 0,
-            };
-            let new = old
-                .checked_add(1)
-                .ok_or_else(|| Reply::error("ERR increment or decrement would overflow"))?;
-            let op = Op::put(key.clone(), Bytes::from(new.to_string()), version);
-            match self.run(op).await {
-                Ok(Ok(_)) => return Ok(new),
-                Ok(Err(KvError::Version | KvError::NoKey)) => continue,
-                Ok(Err(e)) => return Err(kv_error(e)),
-                Err(_) => return Err(unavailable()),
-            }
-        }
-        // Lost every compare-and-set race until the deadline.
-        Err(unavailable())
-    }
+fn overflow() -> Reply {
+    Reply::error("ERR increment or decrement would overflow")
 }
 
 fn kv_error(e: KvError) -> Reply {
     match e {
         KvError::Version => Reply::error("VERSION version mismatch"),
         KvError::NoKey => Reply::error("NOKEY no such key"),
+        KvError::NotInteger => Reply::not_an_integer(),
+        KvError::Overflow => overflow(),
         // Stale: a retry (after a leader change) of a write whose batch already applied;
         // its own output is gone, so its outcome is reported as unknown.
         KvError::WrongLeader { .. } | KvError::Timeout | KvError::Maybe | KvError::Stale => {

@@ -2,11 +2,12 @@
 //! as an internal RESP command on the leader's client port and gets the raw result back.
 //!
 //! Request: `STEPWISE.OP <client> <seq> GET <key>` | `PUT <key> <value>` |
-//! `VPUT <key> <value> <version>` | `APPEND <key> <value>`, with `client` and `seq` the
-//! write's [`Session`] (both `0` for none). The leader executes it on its own replica
-//! once, without forwarding further. Reply: `*3 VALUE <value> <version>`,
-//! `*2 WRITTEN <version>`, `*3 APPENDED <old> <version>`, or an error
-//! `-KV NOKEY|VERSION|STALE|WRONGLEADER <id or 0>|TIMEOUT`.
+//! `VPUT <key> <value> <version>` | `APPEND <key> <value>` | `APPENDR <key> <value>` |
+//! `DEL <key>` | `INCR <key> <by>`, with `client` and `seq` the write's [`Session`] (both
+//! `0` for none). The leader executes it on its own replica once, without forwarding
+//! further. Reply: `*3 VALUE <value> <version>`, `*2 WRITTEN <version>`,
+//! `*3 APPENDED <old> <version>`, `*2 DELETED <0|1>`, `*3 NUMBER <value> <version>`, or
+//! an error `-KV NOKEY|VERSION|STALE|NOTINT|OVERFLOW|WRONGLEADER <id or 0>|TIMEOUT`.
 
 use bytes::{Bytes, BytesMut};
 use stepwise_kv::{KvError, KvOutput, KvResult, Op, Session};
@@ -72,6 +73,21 @@ pub fn encode_op(op: &Op, session: Option<Session>, out: &mut BytesMut) {
             ],
             out,
         ),
+        Op::Delete { key } => encode_request(
+            &[cmd, client, seq, Bytes::from_static(b"DEL"), key.clone()],
+            out,
+        ),
+        Op::Incr { key, by } => encode_request(
+            &[
+                cmd,
+                client,
+                seq,
+                Bytes::from_static(b"INCR"),
+                key.clone(),
+                Bytes::from(by.to_string()),
+            ],
+            out,
+        ),
     }
 }
 
@@ -94,6 +110,8 @@ pub fn decode_op(request: &Request) -> Option<(Op, Option<Session>)> {
         (b"VPUT", 7) => Op::put(key, a[5].clone(), num(&a[6])?),
         (b"APPEND", 6) => Op::append(key, a[5].clone()),
         (b"APPENDR", 6) => Op::append_return(key, a[5].clone()),
+        (b"DEL", 5) => Op::Delete { key },
+        (b"INCR", 6) => Op::incr(key, std::str::from_utf8(&a[5]).ok()?.parse().ok()?),
         _ => return None,
     };
     Some((op, session))
@@ -116,10 +134,20 @@ pub fn encode_result(result: &KvResult) -> Reply {
             Reply::Bulk(old.clone()),
             int(*version),
         ]),
+        Ok(KvOutput::Deleted { existed }) => {
+            Reply::Array(vec![Reply::bulk("DELETED"), int(u64::from(*existed))])
+        }
+        Ok(KvOutput::Number { value, version }) => Reply::Array(vec![
+            Reply::bulk("NUMBER"),
+            Reply::Bulk(Bytes::from(value.to_string())),
+            int(*version),
+        ]),
         Err(e) => Reply::error(match e {
             KvError::NoKey => "KV NOKEY".to_string(),
             KvError::Version => "KV VERSION".to_string(),
             KvError::Stale => "KV STALE".to_string(),
+            KvError::NotInteger => "KV NOTINT".to_string(),
+            KvError::Overflow => "KV OVERFLOW".to_string(),
             KvError::WrongLeader { leader } => format!("KV WRONGLEADER {}", leader.unwrap_or(0)),
             // Maybe, WrongGroup and Timeout never come from a replica; pass them as a
             // timeout, which the forwarder treats as "unknown outcome".
@@ -149,6 +177,17 @@ pub fn decode_result(reply: &Reply) -> Option<KvResult> {
                     old: bulk(1)?,
                     version: num(&bulk(2)?)?,
                 })),
+                (b"DELETED", 2) => Some(Ok(KvOutput::Deleted {
+                    existed: match num(&bulk(1)?)? {
+                        0 => false,
+                        1 => true,
+                        _ => return None,
+                    },
+                })),
+                (b"NUMBER", 3) => Some(Ok(KvOutput::Number {
+                    value: std::str::from_utf8(&bulk(1)?).ok()?.parse().ok()?,
+                    version: num(&bulk(2)?)?,
+                })),
                 _ => None,
             }
         }
@@ -162,6 +201,8 @@ pub fn decode_result(reply: &Reply) -> Option<KvResult> {
                 "NOKEY" => KvError::NoKey,
                 "VERSION" => KvError::Version,
                 "STALE" => KvError::Stale,
+                "NOTINT" => KvError::NotInteger,
+                "OVERFLOW" => KvError::Overflow,
                 "WRONGLEADER" => {
                     let id: u64 = words.next()?.parse().ok()?;
                     KvError::WrongLeader {
@@ -190,6 +231,8 @@ mod tests {
             (Op::put("k", "", 3), s),
             (Op::append("k", "x y"), s),
             (Op::append_return("k", "z"), s),
+            (Op::delete("k"), s),
+            (Op::incr("k", -12), s),
         ];
         for (op, session) in ops {
             let mut buf = BytesMut::new();
@@ -207,8 +250,16 @@ mod tests {
                 old: "".into(),
                 version: 2,
             }),
+            Ok(KvOutput::Deleted { existed: true }),
+            Ok(KvOutput::Deleted { existed: false }),
+            Ok(KvOutput::Number {
+                value: -5,
+                version: 7,
+            }),
             Err(KvError::NoKey),
             Err(KvError::Version),
+            Err(KvError::NotInteger),
+            Err(KvError::Overflow),
             Err(KvError::WrongLeader { leader: Some(3) }),
             Err(KvError::WrongLeader { leader: None }),
         ];

@@ -12,7 +12,7 @@
 //! | `SET k v` | unconditional put (no options: `EX`, `NX`, ... are a syntax error) |
 //! | `APPEND k v` | append, returns the new length |
 //! | `DEL k...`, `EXISTS k...` | delete / count present keys |
-//! | `INCR k` | add one to an integer value |
+//! | `INCR k`, `DECR k`, `INCRBY k n`, `DECRBY k n` | add to an integer value (one replicated operation; a missing key counts as 0) |
 //! | `VGET k` | custom: `[value or nil, version]`; the version counts the key's writes (0: never written) |
 //! | `VPUT k v version` | custom: put only if the key is at `version`; returns the new version, or `-VERSION version mismatch` / `-NOKEY no such key` |
 //! | `PING`, `ECHO`, `QUIT`, `SELECT 0` | as in Redis |
@@ -26,10 +26,9 @@
 //! * Every command on one key is linearizable. Commands on several keys (`MGET`,
 //!   `DEL`, `EXISTS` with several keys) run key by key, each step linearizable, not as
 //!   one atomic step.
-//! * `DEL` and `INCR` are compare-and-set loops over the versioned put (the store has no
-//!   delete or increment operation). A deleted key holds the empty value, so **an empty
-//!   value reads as a missing key** (`SET k ""` then `GET k` gives nil): a deliberate
-//!   difference from Redis.
+//! * `DEL` and the `INCR` family are operations of the store ([`stepwise_kv::Op::Delete`],
+//!   [`stepwise_kv::Op::Incr`]), each one replicated write; a deleted key is missing
+//!   again (its version is back to 0), and an empty value is a value, as in Redis.
 //! * Writes carry a session (a client id per connection and a sequence number), so a
 //!   write retried after a leader change applies at most once.
 //! * **Forwarding**: any node accepts any command. A follower that gets "wrong leader"

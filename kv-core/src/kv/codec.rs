@@ -8,6 +8,8 @@
 //!        | 0x02 varint(version) key value     Put (versioned)
 //!        | 0x03 key value                     Append
 //!        | 0x04 key value                     Append, returning the old value
+//!        | 0x05 key                           Delete
+//!        | 0x06 i64(by) key                   Incr (by: 8 bytes, little endian)
 //! key    = varint(length) bytes
 //! value  = the remaining bytes (the layer frames every command with its length)
 //! ```
@@ -22,6 +24,8 @@ const PUT: u8 = 1;
 const PUT_VERSIONED: u8 = 2;
 const APPEND: u8 = 3;
 const APPEND_RETURN_OLD: u8 = 4;
+const DELETE: u8 = 5;
+const INCR: u8 = 6;
 
 /// Appends `op`'s log encoding to `out`.
 pub(crate) fn encode(op: &Op, out: &mut Vec<u8>) {
@@ -56,6 +60,15 @@ pub(crate) fn encode(op: &Op, out: &mut Vec<u8>) {
             });
             (key, value)
         }
+        Op::Delete { key } => {
+            out.push(DELETE);
+            (key, &[])
+        }
+        Op::Incr { key, by } => {
+            out.push(INCR);
+            out.extend_from_slice(&by.to_le_bytes());
+            (key, &[])
+        }
     };
     out.reserve(key.len() + value.len() + 2);
     put_varint(out, key.len() as u64);
@@ -67,9 +80,15 @@ pub(crate) fn encode(op: &Op, out: &mut Vec<u8>) {
 pub(crate) fn decode(mut data: &[u8]) -> Result<OpRef<'_>, DecodeError> {
     let data = &mut data;
     let kind = take_bytes(data, 1)?[0];
+    let mut by = 0;
     let version = match kind {
         PUT_VERSIONED => Some(take_varint(data)?),
-        GET | PUT | APPEND | APPEND_RETURN_OLD => None,
+        INCR => {
+            let b = take_bytes(data, 8)?;
+            by = i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            None
+        }
+        GET | PUT | APPEND | APPEND_RETURN_OLD | DELETE => None,
         _ => return Err(DecodeError::malformed("unknown kv operation")),
     };
     let key_len =
@@ -77,8 +96,12 @@ pub(crate) fn decode(mut data: &[u8]) -> Result<OpRef<'_>, DecodeError> {
     let key = take_bytes(data, key_len)?;
     let value = *data;
     Ok(match kind {
-        GET if value.is_empty() => OpRef::Get { key },
-        GET => return Err(DecodeError::malformed("bytes after a get's key")),
+        GET | DELETE | INCR if !value.is_empty() => {
+            return Err(DecodeError::malformed("bytes after the key"));
+        }
+        GET => OpRef::Get { key },
+        DELETE => OpRef::Delete { key },
+        INCR => OpRef::Incr { key, by },
         PUT | PUT_VERSIONED => OpRef::Put {
             key,
             value,
@@ -123,6 +146,8 @@ mod tests {
                     return_old: r,
                 },
             ) => key[..] == **k && value[..] == **v && return_old == r,
+            (Op::Delete { key }, OpRef::Delete { key: k }) => key[..] == **k,
+            (Op::Incr { key, by }, OpRef::Incr { key: k, by: b }) => key[..] == **k && by == b,
             _ => false,
         }
     }
@@ -138,6 +163,9 @@ mod tests {
             Op::put_any(vec![1u8; 200], vec![2u8; 1000]),
             Op::append("a", "b"),
             Op::append_return("a", vec![0u8, 255, 3]),
+            Op::delete("gone"),
+            Op::incr("n", -1),
+            Op::incr("", i64::MIN),
         ];
         for op in ops {
             let mut buf = vec![0xEE]; // appends, does not overwrite
@@ -154,6 +182,8 @@ mod tests {
         assert!(decode(&[GET, 5, b'a']).is_err()); // key shorter than its length
         assert!(decode(&[GET, 1, b'a', b'b']).is_err()); // a get with a value
         assert!(decode(&[PUT_VERSIONED, 0x80]).is_err()); // truncated varint
+        assert!(decode(&[INCR, 1, 0, 0]).is_err()); // truncated amount
+        assert!(decode(&[DELETE, 1, b'a', b'b']).is_err()); // a delete with a value
         let mut buf = Vec::new();
         encode(&Op::put("key", "value", 300), &mut buf);
         for cut in 0..buf.len() {

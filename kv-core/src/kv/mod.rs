@@ -12,6 +12,12 @@
 //!   With `version: None` it is the 2020-2024 unconditional Put.
 //! * [`Op::Append`] appends to the value (a missing key acts as empty, so Append creates
 //!   it); with `return_old` it returns the value before the append (the 2024 kvsrv).
+//! * [`Op::Delete`] removes the key ([`KvOutput::Deleted`] says whether it was there); a
+//!   deleted key is missing again, so its version is back to 0.
+//! * [`Op::Incr`] adds to a value that holds a 64-bit signed integer in decimal (a missing
+//!   key counts as 0) and returns the sum ([`KvOutput::Number`]); a value that is not
+//!   such an integer fails with [`KvError::NotInteger`], a sum out of range with
+//!   [`KvError::Overflow`], and the value stays as it was.
 //!
 //! [`Kv`] implements [`StateMachine`](crate::rsm::StateMachine) with commands = [`Op`] (Gets through the log are
 //! allowed, and read-only) and queries = keys (linearizable reads without the log).
@@ -52,6 +58,19 @@ pub enum Op {
         /// Return the value before the append ([`KvOutput::Appended`]), as the 2024
         /// single-server lab does. Costs a copy of the old value in the session table.
         return_old: bool,
+    },
+    /// Remove a key.
+    Delete {
+        /// The key.
+        key: Bytes,
+    },
+    /// Add `by` to a key's integer value (a missing key counts as 0). Like Append, not
+    /// idempotent: send it with a session, so a retry cannot add twice.
+    Incr {
+        /// The key.
+        key: Bytes,
+        /// The amount (negative to decrement).
+        by: i64,
     },
 }
 
@@ -97,10 +116,27 @@ impl Op {
         }
     }
 
+    /// A Delete.
+    pub fn delete(key: impl Into<Bytes>) -> Op {
+        Op::Delete { key: key.into() }
+    }
+
+    /// An Incr by `by`.
+    pub fn incr(key: impl Into<Bytes>, by: i64) -> Op {
+        Op::Incr {
+            key: key.into(),
+            by,
+        }
+    }
+
     /// The key the operation touches.
     pub fn key(&self) -> &Bytes {
         match self {
-            Op::Get { key } | Op::Put { key, .. } | Op::Append { key, .. } => key,
+            Op::Get { key }
+            | Op::Put { key, .. }
+            | Op::Append { key, .. }
+            | Op::Delete { key }
+            | Op::Incr { key, .. } => key,
         }
     }
 
@@ -148,6 +184,18 @@ pub enum OpRef<'a> {
         /// Return the value before the append.
         return_old: bool,
     },
+    /// [`Op::Delete`].
+    Delete {
+        /// The key.
+        key: &'a [u8],
+    },
+    /// [`Op::Incr`].
+    Incr {
+        /// The key.
+        key: &'a [u8],
+        /// The amount.
+        by: i64,
+    },
 }
 
 /// What a successful operation returns.
@@ -169,6 +217,18 @@ pub enum KvOutput {
     Appended {
         /// The value before the append (empty for a missing key).
         old: Bytes,
+        /// The key's version after the write.
+        version: u64,
+    },
+    /// A Delete was applied.
+    Deleted {
+        /// Whether the key was there.
+        existed: bool,
+    },
+    /// An Incr was applied: the key now holds `value`.
+    Number {
+        /// The value after the increment.
+        value: i64,
         /// The key's version after the write.
         version: u64,
     },
@@ -198,6 +258,10 @@ pub enum KvError {
     /// From the [`Clerk`](crate::clerk::Clerk) only: the operation's deadline passed without
     /// a definite answer; it may or may not have been applied.
     Timeout,
+    /// An Incr on a value that is not a 64-bit signed integer in decimal; nothing changed.
+    NotInteger,
+    /// An Incr whose result would not fit in 64 signed bits; nothing changed.
+    Overflow,
 }
 
 /// The result of one operation.

@@ -87,6 +87,8 @@ impl Kv {
                 value,
                 return_old,
             } => self.append(key, value, return_old),
+            Op::Delete { key } => self.delete(&key),
+            Op::Incr { key, by } => self.incr(&key, by),
         }
     }
 
@@ -104,7 +106,34 @@ impl Kv {
                 value,
                 return_old,
             } => self.append(key, value, return_old),
+            OpRef::Delete { key } => self.delete(key),
+            OpRef::Incr { key, by } => self.incr(key, by),
         }
+    }
+
+    fn delete(&mut self, key: &[u8]) -> KvResult {
+        Ok(KvOutput::Deleted {
+            existed: self.map.remove(key).is_some(),
+        })
+    }
+
+    fn incr(&mut self, key: &[u8], by: i64) -> KvResult {
+        let old = match self.map.get(key) {
+            Some(slot) => parse_i64(slot.value.as_slice()).ok_or(KvError::NotInteger)?,
+            None => 0,
+        };
+        let value = old.checked_add(by).ok_or(KvError::Overflow)?;
+        let text = value.to_string();
+        let slot = match self.map.get_mut(key) {
+            Some(slot) => slot,
+            None => self.map.entry(Key::from_slice(key)).or_default(),
+        };
+        slot.value.set(text.as_bytes());
+        slot.version += 1;
+        Ok(KvOutput::Number {
+            value,
+            version: slot.version,
+        })
     }
 
     fn put(&mut self, key: impl Stored, value: impl Stored, version: Option<u64>) -> KvResult {
@@ -159,6 +188,22 @@ impl Kv {
     pub fn payload_bytes(&self) -> usize {
         self.map.iter().map(|(k, s)| k.len() + s.value.len()).sum()
     }
+}
+
+/// Parses a 64-bit signed integer written in decimal the way Redis accepts it for INCR: an
+/// optional `-`, then digits without leading zeros (`0` alone is fine), nothing else.
+fn parse_i64(text: &[u8]) -> Option<i64> {
+    let digits = text.strip_prefix(b"-").unwrap_or(text);
+    let canonical = match digits {
+        [] => false,
+        [b'0'] => digits.len() == text.len(), // "0", not "-0"
+        [first, ..] => *first != b'0',
+    };
+    if !canonical || text.len() > 20 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    // Digits only, at most 20 bytes: valid UTF-8; out of range fails the parse.
+    std::str::from_utf8(text).ok()?.parse().ok()
 }
 
 /// Serializes a byte slice as bytes (not as a sequence of numbers).
@@ -370,6 +415,78 @@ mod tests {
         .unwrap();
         assert_eq!(&held[..], b"bbbb");
         assert_eq!(kv.get(b"k").unwrap().0, b"cccc");
+    }
+
+    #[test]
+    fn delete_removes_and_incr_counts() {
+        let mut kv = Kv::new();
+        assert_eq!(
+            kv.apply_op(Op::delete("k")),
+            Ok(KvOutput::Deleted { existed: false })
+        );
+        kv.apply_op(Op::put_any("k", "v")).unwrap();
+        assert_eq!(
+            kv.apply_op(Op::delete("k")),
+            Ok(KvOutput::Deleted { existed: true })
+        );
+        assert_eq!(kv.apply_op(Op::get("k")), Err(KvError::NoKey));
+        // A deleted key is missing again: version 0 creates it.
+        assert_eq!(
+            kv.apply_op(Op::put("k", "w", 0)),
+            Ok(KvOutput::Written { version: 1 })
+        );
+        // An empty value is a value, not a deletion.
+        kv.apply_op(Op::put_any("e", "")).unwrap();
+        assert_eq!(kv.apply_op(Op::get("e")), value("", 1));
+
+        assert_eq!(
+            kv.apply_op(Op::incr("n", 5)),
+            Ok(KvOutput::Number {
+                value: 5,
+                version: 1
+            })
+        );
+        assert_eq!(
+            kv.apply_op(Op::incr("n", -7)),
+            Ok(KvOutput::Number {
+                value: -2,
+                version: 2
+            })
+        );
+        assert_eq!(kv.apply_op(Op::get("n")), value("-2", 2));
+        assert_eq!(kv.apply_op(Op::incr("e", 1)), Err(KvError::NotInteger));
+        kv.apply_op(Op::put_any("max", i64::MAX.to_string()))
+            .unwrap();
+        assert_eq!(kv.apply_op(Op::incr("max", 1)), Err(KvError::Overflow));
+        assert_eq!(kv.apply_op(Op::get("max")), value(&i64::MAX.to_string(), 1));
+    }
+
+    #[test]
+    fn incr_accepts_only_canonical_decimal_integers() {
+        for good in [
+            "0",
+            "7",
+            "-7",
+            "9223372036854775807",
+            "-9223372036854775808",
+        ] {
+            assert_eq!(parse_i64(good.as_bytes()), good.parse().ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "-",
+            "-0",
+            "01",
+            "+1",
+            " 1",
+            "1 ",
+            "1.0",
+            "9223372036854775808",
+            "0x10",
+            "١",
+        ] {
+            assert_eq!(parse_i64(bad.as_bytes()), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -97,7 +97,9 @@ fn versioned_input(op: &Op) -> VersionedInput<String, String> {
             value: text(value),
             version: version.expect("versioned tests only use versioned Puts"),
         },
-        Op::Append { .. } => panic!("versioned tests do not append"),
+        Op::Append { .. } | Op::Delete { .. } | Op::Incr { .. } => {
+            panic!("versioned tests use only Get and versioned Put")
+        }
     }
 }
 
@@ -147,6 +149,9 @@ fn legacy_input(op: &Op) -> KvInput<String, String> {
             key: text(key),
             value: text(value),
         },
+        Op::Delete { .. } | Op::Incr { .. } => {
+            panic!("the Get/Put/Append model has no Delete or Incr")
+        }
     }
 }
 
@@ -156,6 +161,9 @@ fn legacy_output(op: &Op, result: &KvResult) -> Option<String> {
         Ok(KvOutput::Value { value, .. }) => Some(text(value)),
         Ok(KvOutput::Appended { old, .. }) => Some(text(old)),
         Ok(KvOutput::Written { .. }) => Some(String::new()),
+        Ok(KvOutput::Deleted { .. } | KvOutput::Number { .. }) => {
+            panic!("the Get/Put/Append model has no Delete or Incr")
+        }
         Err(KvError::NoKey) if op.is_read() => Some(String::new()),
         Err(_) => None,
     }
