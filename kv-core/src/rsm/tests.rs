@@ -516,33 +516,3 @@ fn compact_does_nothing_when_nothing_new_was_applied() {
     assert_eq!(fresh.step(Input::Compact), []);
     assert_eq!(fresh.stats().snapshots_taken, 0);
 }
-
-#[test]
-fn a_halted_replica_ignores_compact() {
-    let mut c = Cluster::new(3, None);
-    let l = c.elect();
-    c.step(l, sub(1, Cmd::Inc));
-    c.run_until(|c| c.reply(1).is_some());
-    let f = (l + 1) % 3;
-    c.run_until(|c| c.node(f).applied_index() >= 2);
-    let term = c.node(l).raft().term();
-    let bad = Snapshot {
-        meta: stepwise_raft::SnapshotMeta { index: 1000, term },
-        data: Bytes::from_static(&[1, 2, 3]),
-    };
-    let msg = Message::InstallSnapshot {
-        term,
-        snapshot: bad,
-        seq: 1,
-    };
-    c.step(
-        f,
-        Input::Receive {
-            from: l as u64,
-            msg,
-        },
-    );
-    assert!(c.node(f).halted().is_some());
-    assert_eq!(c.nodes[f].as_mut().unwrap().step(Input::Compact), []);
-    assert_eq!(c.node(f).stats().snapshots_taken, 0);
-}
