@@ -38,8 +38,13 @@ fn bytes(g: &mut Gen) -> Bytes {
 
 fn op(g: &mut Gen) -> Op {
     let key = Bytes::from(format!("k{}", small(g, 4)));
-    match small(g, 4) {
+    match small(g, 6) {
         0 => Op::Get { key },
+        4 => Op::Delete { key },
+        5 => Op::Incr {
+            key,
+            by: i64::arbitrary(g),
+        },
         1 => Op::Put {
             key,
             value: bytes(g),
