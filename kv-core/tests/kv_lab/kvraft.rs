@@ -13,7 +13,7 @@ const NITER: usize = 3;
 /// kvtest.ElectionTimeout.
 const ELECTION_TIMEOUT: u64 = SEC;
 
-/// The parameters of the lab's GenericTest.
+/// The parameters of the lab's GenericTest (also the 2020-2024 one, in `kvraft_legacy`).
 #[derive(Clone, Copy, Debug)]
 pub struct Generic {
     pub nclients: usize,
@@ -27,7 +27,7 @@ pub struct Generic {
 }
 
 impl Generic {
-    const fn new(nclients: usize, nservers: usize) -> Generic {
+    pub const fn new(nclients: usize, nservers: usize) -> Generic {
         Generic {
             nclients,
             nservers,
@@ -197,23 +197,23 @@ macro_rules! generic {
     )*};
 }
 
-const fn unreliable(mut g: Generic) -> Generic {
+pub const fn unreliable(mut g: Generic) -> Generic {
     g.reliable = false;
     g
 }
-const fn crash(mut g: Generic) -> Generic {
+pub const fn crash(mut g: Generic) -> Generic {
     g.crash = true;
     g
 }
-const fn partitions(mut g: Generic) -> Generic {
+pub const fn partitions(mut g: Generic) -> Generic {
     g.partitions = true;
     g
 }
-const fn snapshots(mut g: Generic) -> Generic {
+pub const fn snapshots(mut g: Generic) -> Generic {
     g.maxraftstate = Some(1000);
     g
 }
-const fn randomkeys(mut g: Generic) -> Generic {
+pub const fn randomkeys(mut g: Generic) -> Generic {
     g.randomkeys = true;
     g
 }

@@ -7,67 +7,17 @@ use stepwise_sim::{Harness, MS, NodeId, SEC, sim_seeds};
 
 use crate::LAB_SEEDS;
 use crate::harness::{KvTester, Program, Report};
-use crate::kvraft::replicated;
+use crate::kvraft::{Generic, crash, partitions, randomkeys, replicated, snapshots, unreliable};
 use crate::programs::{AppendClient, FixedAppends, check_clnt_appends};
 
 /// electionTimeout of the legacy tester.
 const ELECTION_TIMEOUT: u64 = SEC;
 
-/// The legacy GenericTest parameters.
-#[derive(Clone, Copy, Debug)]
-pub struct Legacy {
-    pub nclients: usize,
-    pub nservers: usize,
-    pub unreliable: bool,
-    pub crash: bool,
-    pub partitions: bool,
-    pub maxraftstate: Option<usize>,
-    pub randomkeys: bool,
-}
-
-const fn l(nclients: usize, nservers: usize) -> Legacy {
-    Legacy {
-        nclients,
-        nservers,
-        unreliable: false,
-        crash: false,
-        partitions: false,
-        maxraftstate: None,
-        randomkeys: false,
-    }
-}
-const fn unreliable(mut g: Legacy) -> Legacy {
-    g.unreliable = true;
-    g
-}
-const fn crash(mut g: Legacy) -> Legacy {
-    g.crash = true;
-    g
-}
-const fn partitions(mut g: Legacy) -> Legacy {
-    g.partitions = true;
-    g
-}
-const fn snapshots(mut g: Legacy) -> Legacy {
-    g.maxraftstate = Some(1000);
-    g
-}
-const fn randomkeys(mut g: Legacy) -> Legacy {
-    g.randomkeys = true;
-    g
-}
-
 /// The legacy GenericTest: 3 iterations; clients run 5 s (the partitioner from 1 s to
 /// 5 s); heal; crash and restart all; then every client's appends must be in its key once
 /// and in order; Raft state <= 8x maxraftstate, or no snapshot at all with -1.
-fn generic_test(g: Legacy, seed: u64) {
-    let mut t = replicated(
-        g.nservers,
-        g.nclients + 1,
-        !g.unreliable,
-        g.maxraftstate,
-        seed,
-    );
+fn generic_test(g: Generic, seed: u64) {
+    let mut t = replicated(g.nservers, g.nclients + 1, g.reliable, g.maxraftstate, seed);
     let ck = t.clerk(0);
     for _ in 0..3 {
         let clerks: Vec<NodeId> = (1..=g.nclients).map(|k| t.clerk(k)).collect();
@@ -143,44 +93,44 @@ macro_rules! generic {
 
 generic! {
     /// TestBasic4A (2024): 1 client, 5 servers.
-    basic_4a_2024: l(1, 5);
+    basic_4a_2024: Generic::new(1, 5);
     /// TestConcurrent4A (2024): 5 clients.
-    concurrent_4a_2024: l(5, 5);
+    concurrent_4a_2024: Generic::new(5, 5);
     /// TestUnreliable4A (2024): 5 clients, unreliable network.
-    unreliable_4a_2024: unreliable(l(5, 5));
+    unreliable_4a_2024: unreliable(Generic::new(5, 5));
     /// TestManyPartitionsOneClient4A (2024).
-    many_partitions_one_client_4a_2024: partitions(l(1, 5));
+    many_partitions_one_client_4a_2024: partitions(Generic::new(1, 5));
     /// TestManyPartitionsManyClients4A (2024).
-    many_partitions_many_clients_4a_2024: partitions(l(5, 5));
+    many_partitions_many_clients_4a_2024: partitions(Generic::new(5, 5));
     /// TestPersistOneClient4A (2024).
-    persist_one_client_4a_2024: crash(l(1, 5));
+    persist_one_client_4a_2024: crash(Generic::new(1, 5));
     /// TestPersistConcurrent4A (2024).
-    persist_concurrent_4a_2024: crash(l(5, 5));
+    persist_concurrent_4a_2024: crash(Generic::new(5, 5));
     /// TestPersistConcurrentUnreliable4A (2024).
-    persist_concurrent_unreliable_4a_2024: unreliable(crash(l(5, 5)));
+    persist_concurrent_unreliable_4a_2024: unreliable(crash(Generic::new(5, 5)));
     /// TestPersistPartition4A (2024).
-    persist_partition_4a_2024: partitions(crash(l(5, 5)));
+    persist_partition_4a_2024: partitions(crash(Generic::new(5, 5)));
     /// TestPersistPartitionUnreliable4A (2024).
-    persist_partition_unreliable_4a_2024: unreliable(partitions(crash(l(5, 5))));
+    persist_partition_unreliable_4a_2024: unreliable(partitions(crash(Generic::new(5, 5))));
     /// TestPersistPartitionUnreliableLinearizable4A (2024): 15 clients, 7 servers, random
     /// keys.
     persist_partition_unreliable_linearizable_4a_2024:
-        randomkeys(unreliable(partitions(crash(l(15, 7)))));
+        randomkeys(unreliable(partitions(crash(Generic::new(15, 7)))));
     /// TestSnapshotRecover4B (2024).
-    snapshot_recover_4b_2024: snapshots(crash(l(1, 5)));
+    snapshot_recover_4b_2024: snapshots(crash(Generic::new(1, 5)));
     /// TestSnapshotRecoverManyClients4B (2024): 20 clients.
-    snapshot_recover_many_clients_4b_2024: snapshots(crash(l(20, 5)));
+    snapshot_recover_many_clients_4b_2024: snapshots(crash(Generic::new(20, 5)));
     /// TestSnapshotUnreliable4B (2024).
-    snapshot_unreliable_4b_2024: snapshots(unreliable(l(5, 5)));
+    snapshot_unreliable_4b_2024: snapshots(unreliable(Generic::new(5, 5)));
     /// TestSnapshotUnreliableRecover4B (2024).
-    snapshot_unreliable_recover_4b_2024: snapshots(crash(unreliable(l(5, 5))));
+    snapshot_unreliable_recover_4b_2024: snapshots(crash(unreliable(Generic::new(5, 5))));
     /// TestSnapshotUnreliableRecoverConcurrentPartition4B (2024).
     snapshot_unreliable_recover_concurrent_partition_4b_2024:
-        snapshots(partitions(crash(unreliable(l(5, 5)))));
+        snapshots(partitions(crash(unreliable(Generic::new(5, 5)))));
     /// TestSnapshotUnreliableRecoverConcurrentPartitionLinearizable4B (2024): 15 clients,
     /// 7 servers, random keys.
     snapshot_unreliable_recover_concurrent_partition_linearizable_4b_2024:
-        randomkeys(snapshots(partitions(crash(unreliable(l(15, 7))))));
+        randomkeys(snapshots(partitions(crash(unreliable(Generic::new(15, 7))))));
 }
 
 /// The legacy speed test: 1000 sequential Appends within 33.3 s, all present in order.
