@@ -8,7 +8,7 @@ use stepwise_sim::{Harness, MS, NodeId, SEC, sim_seeds};
 use crate::LAB_SEEDS;
 use crate::harness::{KvTester, Program, Report};
 use crate::kvraft::{Generic, crash, partitions, randomkeys, replicated, snapshots, unreliable};
-use crate::programs::{AppendClient, FixedAppends, check_clnt_appends};
+use crate::programs::{AppendClient, check_clnt_appends, one_key_appends};
 
 /// electionTimeout of the legacy tester.
 const ELECTION_TIMEOUT: u64 = SEC;
@@ -181,25 +181,7 @@ fn unreliable_one_key_4a_2024() {
     sim_seeds!(LAB_SEEDS, |seed| {
         let (nclient, upto) = (5, 10);
         let mut t = replicated(3, nclient + 1, false, None, seed);
-        let ck = t.clerk(0);
-        t.op(ck, Op::put_any("k", "")).expect("Put");
-        let programs: Vec<(NodeId, Box<dyn Program<Report>>)> = (0..nclient)
-            .map(|cli| {
-                let p: Box<dyn Program<Report>> =
-                    Box::new(FixedAppends::new(cli as u64, "k", upto, true));
-                (t.clerk(cli + 1), p)
-            })
-            .collect();
-        let clerks: Vec<NodeId> = programs.iter().map(|(c, _)| *c).collect();
-        t.run_programs(programs);
-        t.stop_programs(&clerks, 120 * SEC);
-        let (v, _) = t.get(ck, "k");
-        for cli in 0..nclient {
-            if let Err(e) = check_clnt_appends(cli as u64, &v, upto) {
-                t.fail(&e);
-            }
-        }
-        t.check_legacy();
+        one_key_appends(&mut t, nclient, upto);
     });
 }
 

@@ -7,7 +7,7 @@ use stepwise_sim::{SEC, sim_seeds};
 
 use crate::LAB_SEEDS;
 use crate::harness::{KvTester, Program, Report, Service, Setup};
-use crate::programs::{AppendClient, FixedAppends, OneClientPut, check_clnt_appends};
+use crate::programs::{AppendClient, OneClientPut, check_clnt_appends, one_key_appends};
 
 fn kvsrv(clients: usize, reliable: bool, sessions: bool, seed: u64) -> KvTester {
     KvTester::new(Setup {
@@ -147,24 +147,6 @@ fn unreliable_one_key2() {
     sim_seeds!(LAB_SEEDS, |seed| {
         let (nclient, upto) = (5, 10);
         let mut t = kvsrv(nclient + 1, false, true, seed);
-        let ck = t.clerk(0);
-        t.op(ck, Op::put_any("k", "")).expect("Put");
-        let programs: Vec<(usize, Box<dyn Program<Report>>)> = (0..nclient)
-            .map(|cli| {
-                let p: Box<dyn Program<Report>> =
-                    Box::new(FixedAppends::new(cli as u64, "k", upto, true));
-                (t.clerk(cli + 1), p)
-            })
-            .collect();
-        let clerks: Vec<usize> = programs.iter().map(|(c, _)| *c).collect();
-        t.run_programs(programs);
-        t.stop_programs(&clerks, 120 * SEC);
-        let (v, _) = t.get(ck, "k");
-        for cli in 0..nclient {
-            if let Err(e) = check_clnt_appends(cli as u64, &v, upto) {
-                t.fail(&e);
-            }
-        }
-        t.check_legacy();
+        one_key_appends(&mut t, nclient, upto);
     });
 }

@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use stepwise_kv::{KvError, KvOutput, KvResult, Lock, LockStep, Op};
-use stepwise_sim::Rand64;
+use stepwise_sim::{NodeId, Rand64, SEC};
 
-use crate::harness::{Event, Next, Program, Report, text};
+use crate::harness::{Event, KvTester, Next, Program, Report, text};
 
 /// (value, version) of a Get result; a missing key is ("", 0).
 fn read(result: &KvResult) -> Option<(String, u64)> {
@@ -324,6 +324,31 @@ impl Program<Report> for FixedAppends {
             ..Report::default()
         }
     }
+}
+
+/// The lab's one-key append test: after a Put of "" to "k", `nclient` clients each append
+/// `upto` elements to "k" ([`FixedAppends`]); then every client's elements must be in the
+/// value once and in order, and the history linearizable.
+pub fn one_key_appends(t: &mut KvTester, nclient: usize, upto: u64) {
+    let ck = t.clerk(0);
+    t.op(ck, Op::put_any("k", "")).expect("Put");
+    let programs: Vec<(NodeId, Box<dyn Program<Report>>)> = (0..nclient)
+        .map(|cli| {
+            let p: Box<dyn Program<Report>> =
+                Box::new(FixedAppends::new(cli as u64, "k", upto, true));
+            (t.clerk(cli + 1), p)
+        })
+        .collect();
+    let clerks: Vec<NodeId> = programs.iter().map(|(c, _)| *c).collect();
+    t.run_programs(programs);
+    t.stop_programs(&clerks, 120 * SEC);
+    let (v, _) = t.get(ck, "k");
+    for cli in 0..nclient {
+        if let Err(e) = check_clnt_appends(cli as u64, &v, upto) {
+            t.fail(&e);
+        }
+    }
+    t.check_legacy();
 }
 
 /// The lab's checkClntAppends: every append of client `cli` (`count` of them) is in `v`
