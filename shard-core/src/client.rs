@@ -304,23 +304,17 @@ impl ShardClerk {
     }
 
     fn ctrl_step(&mut self, input: cclerk::Input, out: &mut Vec<Action>) {
-        let mut actions = std::mem::take(&mut self.ctrl_out);
-        actions.clear();
-        self.ctrl.step_into(input, &mut actions);
-        for a in actions.drain(..) {
-            match a {
-                cclerk::Action::Send { to, request } => {
-                    out.push(Action::SendCtrler { to, request })
-                }
-                cclerk::Action::Done(result) => {
-                    self.refreshing = false;
-                    if let Ok(CtrlOutput::Config(config)) = result {
-                        self.learn(config, out);
-                    }
-                }
+        let done = self
+            .ctrl
+            .step_embedded(input, &mut self.ctrl_out, |to, request| {
+                out.push(Action::SendCtrler { to, request })
+            });
+        if let Some(result) = done {
+            self.refreshing = false;
+            if let Ok(CtrlOutput::Config(config)) = result {
+                self.learn(config, out);
             }
         }
-        self.ctrl_out = actions;
     }
 
     /// A configuration arrived from the controller.

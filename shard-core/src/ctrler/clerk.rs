@@ -162,6 +162,31 @@ impl CtrlerClerk {
         }
     }
 
+    /// Steps a clerk embedded in another state machine that runs one operation at a time
+    /// (the shard client's and the groups' configuration queries): requests go out through
+    /// `send`, in order, and the result of the operation, if it finished in this step, is
+    /// returned. `buf` is a buffer reused across calls.
+    pub fn step_embedded(
+        &mut self,
+        input: Input,
+        buf: &mut Vec<Action>,
+        mut send: impl FnMut(Addr, CtrlRequest),
+    ) -> Option<CtrlResult> {
+        buf.clear();
+        self.step_into(input, buf);
+        let mut done = None;
+        for a in buf.drain(..) {
+            match a {
+                Action::Send { to, request } => send(to, request),
+                Action::Done(result) => {
+                    debug_assert!(done.is_none(), "one operation at a time");
+                    done = Some(result);
+                }
+            }
+        }
+        done
+    }
+
     fn begin_next(&mut self, out: &mut Vec<Action>) {
         let Some((op, expect)) = self.queue.pop_front() else {
             return;
@@ -280,6 +305,28 @@ mod tests {
             unreachable!()
         };
         assert_eq!((*to, request.id, request.session), (1, 2, None));
+    }
+
+    #[test]
+    fn an_embedded_clerk_forwards_its_requests_and_returns_the_result() {
+        let mut c = CtrlerClerk::new(CtrlerClerkConfig::new(3, vec![4, 5]));
+        let mut buf = Vec::new();
+        let mut sent = Vec::new();
+        let start = Input::Start {
+            op: CtrlOp::latest(),
+            expect: None,
+        };
+        let done = c.step_embedded(start, &mut buf, |to, r| sent.push((to, r.id)));
+        assert_eq!((done, &sent[..]), (None, &[(4, 1)][..]));
+        let reply = CtrlReply {
+            id: 1,
+            result: Ok(CtrlOutput::Changed { num: 2 }),
+        };
+        let input = Input::Receive { from: 4, reply };
+        let done = c.step_embedded(input, &mut buf, |to, r| sent.push((to, r.id)));
+        assert_eq!(done, Some(Ok(CtrlOutput::Changed { num: 2 })));
+        assert_eq!(sent.len(), 1);
+        assert!(c.is_idle() && buf.is_empty());
     }
 
     #[test]

@@ -552,23 +552,17 @@ impl GroupServer {
     }
 
     fn ctrl_step(&mut self, input: cclerk::Input, out: &mut Vec<Action>) {
-        let mut actions = std::mem::take(&mut self.ctrl_out);
-        actions.clear();
-        self.ctrl.step_into(input, &mut actions);
-        for a in actions.drain(..) {
-            match a {
-                cclerk::Action::Send { to, request } => {
-                    out.push(Action::SendCtrler { to, request })
-                }
-                cclerk::Action::Done(result) => {
-                    self.polling = false;
-                    if let Ok(CtrlOutput::Configs(next)) = result {
-                        self.propose_configs(next, out);
-                    }
-                }
+        let done = self
+            .ctrl
+            .step_embedded(input, &mut self.ctrl_out, |to, request| {
+                out.push(Action::SendCtrler { to, request })
+            });
+        if let Some(result) = done {
+            self.polling = false;
+            if let Ok(CtrlOutput::Configs(next)) = result {
+                self.propose_configs(next, out);
             }
         }
-        self.ctrl_out = actions;
     }
 
     /// Proposes the configurations that follow the current one, in order, in one entry.
