@@ -269,17 +269,7 @@ fn ctrler_multi() {
         check_minimal(&t, &c2, &c3, &new);
 
         // Same configuration on the replicas after the leader is shut down.
-        let leader = t
-            .ctrlers
-            .iter()
-            .copied()
-            .find(|&s| {
-                t.sim
-                    .node(s)
-                    .and_then(|n| n.ctrler())
-                    .is_some_and(|c| c.is_leader())
-            })
-            .expect("a controller leader");
+        let leader = t.ctrler_leader().expect("a controller leader");
         t.shutdown_server(leader);
         let again = t.query();
         assert_eq!(again, c3);
@@ -314,17 +304,7 @@ fn ctrler_recovers_configurations_and_fences_a_stale_leader() {
         }
 
         // The leader is cut off with one administrator; it cannot answer or change.
-        let leader = t
-            .ctrlers
-            .iter()
-            .copied()
-            .find(|&s| {
-                t.sim
-                    .node(s)
-                    .and_then(|n| n.ctrler())
-                    .is_some_and(|c| c.is_leader())
-            })
-            .expect("a controller leader");
+        let leader = t.ctrler_leader().expect("a controller leader");
         let (a, b) = (t.admins[0], t.admins[1]);
         let others: Vec<NodeId> = t.ctrlers.iter().copied().filter(|&s| s != leader).collect();
         for &s in &others {

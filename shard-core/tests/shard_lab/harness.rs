@@ -934,6 +934,16 @@ impl Tester {
         }
     }
 
+    /// The first up controller server that believes it leads, if any.
+    pub fn ctrler_leader(&self) -> Option<NodeId> {
+        self.ctrlers.iter().copied().find(|&s| {
+            self.sim
+                .node(s)
+                .and_then(SimNode::ctrler)
+                .is_some_and(|c| c.is_leader())
+        })
+    }
+
     /// The leader of `gid` among up servers, if any.
     pub fn group_leader(&self, gid: Gid) -> Option<NodeId> {
         self.groups[&gid]
