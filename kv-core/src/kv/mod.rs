@@ -129,6 +129,33 @@ impl Op {
         }
     }
 
+    /// The same operation, borrowing its key and value (what the log decodes to).
+    pub fn as_op_ref(&self) -> OpRef<'_> {
+        match self {
+            Op::Get { key } => OpRef::Get { key },
+            Op::Put {
+                key,
+                value,
+                version,
+            } => OpRef::Put {
+                key,
+                value,
+                version: *version,
+            },
+            Op::Append {
+                key,
+                value,
+                return_old,
+            } => OpRef::Append {
+                key,
+                value,
+                return_old: *return_old,
+            },
+            Op::Delete { key } => OpRef::Delete { key },
+            Op::Incr { key, by } => OpRef::Incr { key, by: *by },
+        }
+    }
+
     /// The key the operation touches.
     pub fn key(&self) -> &Bytes {
         match self {
@@ -279,39 +306,13 @@ mod tests {
             Op::put_any("", ""),
             Op::append("a", "b"),
             Op::append_return("a", vec![0u8, 255, 3]),
+            Op::delete("d"),
+            Op::incr("i", -3),
         ];
         for op in ops {
             let bytes = postcard::to_allocvec(&op).unwrap();
             let back: OpRef<'_> = postcard::from_bytes(&bytes).unwrap();
-            let same = match (&op, back) {
-                (Op::Get { key }, OpRef::Get { key: k }) => key[..] == *k,
-                (
-                    Op::Put {
-                        key,
-                        value,
-                        version,
-                    },
-                    OpRef::Put {
-                        key: k,
-                        value: v,
-                        version: n,
-                    },
-                ) => key[..] == *k && value[..] == *v && *version == n,
-                (
-                    Op::Append {
-                        key,
-                        value,
-                        return_old,
-                    },
-                    OpRef::Append {
-                        key: k,
-                        value: v,
-                        return_old: r,
-                    },
-                ) => key[..] == *k && value[..] == *v && *return_old == r,
-                _ => false,
-            };
-            assert!(same, "{op:?}");
+            assert_eq!(back, op.as_op_ref());
         }
     }
 }
