@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use stepwise_raft::{Action, Message, NodeId};
+use stepwise_raft::{Action, AppendResult, Index, Message, NodeId};
 
 use crate::machine::{HostAction, HostInput, Machine};
 use crate::storage::{Storage, SyncJob};
@@ -41,6 +41,9 @@ pub struct DriverStats {
     /// Pipelined mode: acknowledgements set aside until the leader's own copy of what
     /// they acknowledge was durable.
     pub deferred: u64,
+    /// Pipelined mode: events handed out ahead of actions waiting for a sync
+    /// ([`Machine::event_index`]).
+    pub events_ahead: u64,
 }
 
 /// Owns a [`Machine`] and its [`Storage`], and runs the action contract.
@@ -50,9 +53,12 @@ pub struct DriverStats {
 /// once. `flush` first calls [`Machine::end_batch`], then carries out the batch in three
 /// passes:
 ///
-/// 0. the leader's replication goes out first: every `AppendEntries` message in the
-///    batch's leading run of log appends, `AppendEntries` and events (anything else, a
-///    hard-state save for example, ends the run) goes to the [`Outlet`] at once;
+/// 0. what needs nothing of this batch's persistence goes out first: every action
+///    before the batch's first persistence action (a reply to a commit the batch
+///    learned of, for example, follows only earlier, already durable, persistence), and
+///    the leader's replication: every `AppendEntries` message in the batch's leading
+///    run of log appends, `AppendEntries` and events (anything else, a hard-state save
+///    for example, ends the run) goes to the [`Outlet`] at once;
 /// 1. every [`HostAction::Persist`] of the batch, in order, is applied to the storage,
 ///    then the storage is synced **once** (no sync if the batch persisted nothing);
 /// 2. every other action, in order: `Send` and `Event` go to the [`Outlet`].
@@ -98,6 +104,10 @@ pub struct Driver<M: Machine, S: Storage> {
     done: u64,
     /// Pipelined mode: persistence actions applied since the last sync started.
     dirty: bool,
+    /// Pipelined mode: the lowest log index written (or truncated) since the last sync
+    /// started, and by the sync in flight; the log is durable below both.
+    pending_first: Option<Index>,
+    inflight_first: Option<Index>,
     stats: DriverStats,
 }
 
@@ -115,6 +125,8 @@ impl<M: Machine, S: Storage> Driver<M, S> {
             started: 0,
             done: 0,
             dirty: false,
+            pending_first: None,
+            inflight_first: None,
             stats: DriverStats::default(),
         }
     }
@@ -159,7 +171,7 @@ impl<M: Machine, S: Storage> Driver<M, S> {
             return Ok(());
         }
         self.stats.batches += 1;
-        self.send_early(outlet);
+        self.send_early(outlet, true);
         if let Err(e) = self.persist() {
             self.rest.clear();
             return Err(e);
@@ -168,11 +180,32 @@ impl<M: Machine, S: Storage> Driver<M, S> {
         Ok(())
     }
 
-    /// Pass 0 of `flush`: moves the batch into `rest`, handing the `AppendEntries` of its
-    /// leading run of log appends, `AppendEntries` and events to the outlet on the way.
-    fn send_early(&mut self, outlet: &mut impl Outlet<M::Event>) {
+    /// Pass 0 of `flush`: moves the batch into `rest`, handing to the outlet on the way
+    /// everything before the first persistence action (if `durable`: everything
+    /// persisted before this batch is durable) and the `AppendEntries` of the leading run
+    /// of log appends, `AppendEntries` and events.
+    fn send_early(&mut self, outlet: &mut impl Outlet<M::Event>, durable: bool) {
+        // Before the batch's first persistence action (if everything persisted before
+        // the batch is durable), every action may go.
+        let mut before_persist = durable;
         let mut leading = true;
         for action in self.batch.drain(..) {
+            if before_persist {
+                match action {
+                    HostAction::Persist(_) => before_persist = false,
+                    HostAction::Send { to, msg } => {
+                        self.stats.sent += 1;
+                        self.stats.sent_early += 1;
+                        outlet.send(to, msg);
+                        continue;
+                    }
+                    HostAction::Event(event) => {
+                        self.stats.events += 1;
+                        outlet.event(event);
+                        continue;
+                    }
+                }
+            }
             if leading {
                 match action {
                     HostAction::Send {
@@ -217,6 +250,14 @@ impl<M: Machine, S: Storage> Driver<M, S> {
         self.started + u64::from(self.dirty)
     }
 
+    /// Pipelined mode: whether this node's log is durable through `index`.
+    fn durable_through(&self, index: Index) -> bool {
+        [self.pending_first, self.inflight_first]
+            .into_iter()
+            .flatten()
+            .all(|first| index < first)
+    }
+
     /// Pipelined mode's [`step`](Driver::step): an acknowledgement from a follower
     /// (`AppendReply`, `SnapshotReply`) that arrives while the leader's own copy of what
     /// it may acknowledge is not yet durable is set aside and stepped by
@@ -224,11 +265,22 @@ impl<M: Machine, S: Storage> Driver<M, S> {
     /// commit only with a durable copy, as the Raft thesis (section 10.2.1) requires
     /// when the leader sends before its own sync.
     pub fn step_pipelined(&mut self, input: HostInput<M::Request>) {
-        if let HostInput::Receive {
-            msg: Message::AppendReply { .. } | Message::SnapshotReply { .. },
-            ..
-        } = &input
-        {
+        let wait = match &input {
+            HostInput::Receive {
+                msg:
+                    Message::AppendReply {
+                        result: AppendResult::Success { match_index },
+                        ..
+                    },
+                ..
+            } => !self.durable_through(*match_index),
+            HostInput::Receive {
+                msg: Message::SnapshotReply { .. },
+                ..
+            } => true,
+            _ => false,
+        };
+        if wait {
             let needed = self.covering_sync();
             if needed > self.done {
                 self.stats.deferred += 1;
@@ -267,7 +319,8 @@ impl<M: Machine, S: Storage> Driver<M, S> {
             self.end_batch();
             if !self.batch.is_empty() {
                 self.stats.batches += 1;
-                self.send_early(outlet);
+                let durable = self.covering_sync() <= self.done;
+                self.send_early(outlet, durable);
                 if let Err(e) = self.apply_rest() {
                     self.drop_held();
                     return Err(e);
@@ -276,6 +329,7 @@ impl<M: Machine, S: Storage> Driver<M, S> {
                 if covering <= self.done {
                     self.release_rest(outlet);
                 } else {
+                    self.release_durable_events(outlet);
                     match self.held.back_mut() {
                         Some((n, actions)) if *n == covering => actions.append(&mut self.rest),
                         _ => {
@@ -290,6 +344,7 @@ impl<M: Machine, S: Storage> Driver<M, S> {
             }
             self.started += 1;
             self.dirty = false;
+            self.inflight_first = self.pending_first.take();
             self.stats.syncs += 1;
             match self.storage.start_sync() {
                 Ok(Some(job)) => return Ok(Some(job)),
@@ -308,6 +363,7 @@ impl<M: Machine, S: Storage> Driver<M, S> {
     /// steps the acknowledgements it covers; call `flush_pipelined` next.
     pub fn synced(&mut self, outlet: &mut impl Outlet<M::Event>) {
         self.done = self.started;
+        self.inflight_first = None;
         while self.held.front().is_some_and(|(n, _)| *n <= self.done) {
             let (_, actions) = self.held.pop_front().expect("checked just above");
             self.rest = actions;
@@ -324,10 +380,40 @@ impl<M: Machine, S: Storage> Driver<M, S> {
         self.started > self.done || self.dirty || !self.held.is_empty()
     }
 
+    /// Carries out the events in `rest` that the machine lets go once its log is
+    /// durable through an index it already is ([`Machine::event_index`]).
+    fn release_durable_events(&mut self, outlet: &mut impl Outlet<M::Event>) {
+        let (pending, inflight) = (self.pending_first, self.inflight_first);
+        let durable = |i: Index| [pending, inflight].into_iter().flatten().all(|f| i < f);
+        let mut kept = Vec::with_capacity(self.rest.len());
+        for action in self.rest.drain(..) {
+            match action {
+                HostAction::Event(event)
+                    if self.machine.event_index(&event).is_some_and(durable) =>
+                {
+                    self.stats.events += 1;
+                    self.stats.events_ahead += 1;
+                    outlet.event(event);
+                }
+                other => kept.push(other),
+            }
+        }
+        self.rest = kept;
+    }
+
     /// Applies the persistence actions in `rest` to the storage (no sync).
     fn apply_rest(&mut self) -> Result<(), S::Error> {
         for action in &self.rest {
             if let HostAction::Persist(action) = action {
+                let first = match action {
+                    Action::AppendLog(entries) => entries.first().map(|e| e.index),
+                    Action::TruncateLog { from } => Some(*from),
+                    Action::SaveSnapshot(_) => Some(0),
+                    _ => None,
+                };
+                if let Some(first) = first {
+                    self.pending_first = Some(self.pending_first.map_or(first, |p| p.min(first)));
+                }
                 if self.storage.apply(action)? {
                     self.stats.persisted += 1;
                     self.dirty = true;
@@ -607,9 +693,19 @@ mod tests {
                 HostInput::Receive { from, .. } => out.push(HostAction::Event(100 + from)),
             }
         }
+        /// The event of an acknowledgement (100 + sender) reveals entry 1 only.
+        fn event_index(&self, event: &u64) -> Option<Index> {
+            (*event >= 100).then_some(1)
+        }
         fn end_batch(&mut self, out: &mut Vec<HostAction<u64>>) {
             for t in self.held.drain(..) {
-                out.push(HostAction::Persist(Action::AppendLog(Vec::new())));
+                out.push(HostAction::Persist(Action::AppendLog(vec![
+                    stepwise_raft::Entry {
+                        term: 1,
+                        index: t,
+                        payload: stepwise_raft::Payload::Command(bytes::Bytes::new()),
+                    },
+                ])));
                 out.push(HostAction::Event(t));
                 out.push(HostAction::Send {
                     to: 2,
@@ -642,10 +738,10 @@ mod tests {
                 "send append 3 term 1",
                 "send append 2 term 2",
                 "send append 3 term 2",
-                "append 0",
-                "append 0",
+                "append 1",
+                "append 1",
                 "persist term 9",
-                "append 0",
+                "append 1",
                 "sync",
                 "event 1",
                 "event 2",
@@ -677,7 +773,7 @@ mod tests {
         assert!(driver.flush(&mut journal.clone()).is_err());
         assert_eq!(
             journal.lines(),
-            ["send append 2 term 1", "send append 3 term 1", "append 0"]
+            ["send append 2 term 1", "send append 3 term 1", "append 1"]
         );
         assert!(!driver.has_actions());
     }
@@ -711,6 +807,26 @@ mod tests {
                 seq: 0,
             },
         }
+    }
+
+    #[test]
+    fn what_precedes_the_batchs_first_persistence_action_leaves_before_the_sync() {
+        let journal = Journal::default();
+        let mut driver = Driver::new(Leader::default(), journal.clone());
+        driver.step(HostInput::Request(1));
+        driver.step(ack(2)); // stepped before the held request: its event comes first
+        driver.flush(&mut journal.clone()).unwrap();
+        assert_eq!(
+            journal.lines(),
+            [
+                "event 102",
+                "send append 2 term 1",
+                "send append 3 term 1",
+                "append 1",
+                "sync",
+                "event 1",
+            ]
+        );
     }
 
     #[test]
@@ -748,22 +864,23 @@ mod tests {
             [
                 "send append 2 term 1",
                 "send append 3 term 1",
-                "append 0",
+                "append 1",
                 "write",
                 "send append 2 term 2",
                 "send append 3 term 2",
-                "append 0",
+                "append 1",
                 "fdatasync",
                 "event 1",
+                // The acknowledgement was stepped after the first sync; its event needs
+                // entry 1 only, durable now: it goes ahead of the second batch's.
+                "event 102",
                 "write",
                 "fdatasync",
                 "event 2",
-                // The acknowledgement was stepped after the first sync; what it caused
-                // waited for the sync covering the second batch.
-                "event 102",
             ]
         );
-        assert_eq!(driver.stats().syncs, 2);
+        let stats = driver.stats();
+        assert_eq!((stats.syncs, stats.events_ahead), (2, 1));
     }
 
     struct NoOutlet;

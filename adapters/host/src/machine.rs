@@ -64,6 +64,16 @@ pub trait Machine: Send + 'static {
     fn end_batch(&mut self, out: &mut Vec<HostAction<Self::Event>>) {
         let _ = out;
     }
+
+    /// For [`Driver::flush_pipelined`](crate::Driver::flush_pipelined): `Some(i)` lets
+    /// `event` go out as soon as this node's log is durable through index `i`, ahead of
+    /// actions still waiting for a sync (a reply that reveals only applied state needs
+    /// exactly the applied entries durable). `None`, the default, keeps it in order:
+    /// it waits until everything persisted before it is durable.
+    fn event_index(&self, event: &Self::Event) -> Option<Index> {
+        let _ = event;
+        None
+    }
 }
 
 /// A request to a bare Raft [`Node`]: the service inputs of [`Input`].

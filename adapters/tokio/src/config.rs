@@ -43,6 +43,13 @@ pub struct NodeConfig {
     pub inbox_capacity: usize,
     /// At most this many inputs are stepped before one flush (group commit). Default 256.
     pub max_batch: usize,
+    /// Wait for the disk off the node's task ([`Driver::flush_pipelined`]): the node
+    /// goes on stepping (new requests, messages) while a sync is in flight, at most one
+    /// sync is in flight, and every message and event still leaves only after what was
+    /// persisted before it is durable. Default `false` (the task blocks for each sync).
+    ///
+    /// [`Driver::flush_pipelined`]: stepwise_host::Driver::flush_pipelined
+    pub pipelined_sync: bool,
 }
 
 impl NodeConfig {
@@ -66,6 +73,7 @@ impl NodeConfig {
             write_timeout: Duration::from_secs(10),
             inbox_capacity: 4096,
             max_batch: 256,
+            pipelined_sync: false,
         }
     }
 }

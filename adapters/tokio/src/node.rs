@@ -276,7 +276,93 @@ where
         }
     }
 
+    fn step_pipelined(&mut self, input: Inbound<M::Request>) {
+        match input {
+            Inbound::Receive { from, msg } => {
+                self.driver.step_pipelined(HostInput::Receive { from, msg })
+            }
+            Inbound::Request(r) => self.driver.step_pipelined(HostInput::Request(r)),
+        }
+    }
+
+    fn publish_stats(&self) {
+        *self.stats.lock().unwrap_or_else(PoisonError::into_inner) = self.driver.stats();
+    }
+
+    /// The loop with [`NodeConfig::pipelined_sync`]: each sync's `fdatasync` runs on the
+    /// blocking pool while the task goes on stepping; see [`Driver::flush_pipelined`].
+    async fn run_pipelined(mut self) -> Result<(M, S), NodeError> {
+        let node = self.shared.config.id;
+        let tick = self.shared.config.tick;
+        let max_batch = self.shared.config.max_batch.max(1);
+        let mut ticker = tokio::time::interval_at(Instant::now() + tick, tick);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let storage_failed = |e: Box<dyn std::error::Error + Send + Sync>| {
+            tracing::error!(node, error = %e, "storage failed; stopping the node");
+            NodeError::Storage(e)
+        };
+        let mut syncing: Option<JoinHandle<Result<(), S::Error>>> = None;
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => break,
+                done = async { syncing.as_mut().expect("guarded by the condition").await },
+                    if syncing.is_some() =>
+                {
+                    syncing = None;
+                    match done {
+                        Ok(Ok(())) => self.driver.synced(&mut self.outlet),
+                        Ok(Err(e)) => return Err(storage_failed(Box::new(e))),
+                        Err(_) => return Err(NodeError::Panicked),
+                    }
+                }
+                _ = ticker.tick() => self.driver.step_pipelined(HostInput::Tick),
+                input = self.rx.recv() => match input {
+                    Some(input) => self.step_pipelined(input),
+                    None => break,
+                },
+            }
+            for _ in 1..max_batch {
+                match self.rx.try_recv() {
+                    Ok(input) => self.step_pipelined(input),
+                    Err(_) => break,
+                }
+            }
+            match self.driver.flush_pipelined(&mut self.outlet) {
+                Ok(Some(job)) => syncing = Some(tokio::task::spawn_blocking(job)),
+                Ok(None) => {}
+                Err(e) => return Err(storage_failed(Box::new(e))),
+            }
+            self.publish_stats();
+        }
+        // Stopping: complete the sync in flight and sync what is left, so the last
+        // durable writes complete and what waited for them goes out.
+        if let Some(sync) = syncing.take() {
+            match sync.await {
+                Ok(Ok(())) => self.driver.synced(&mut self.outlet),
+                Ok(Err(e)) => return Err(storage_failed(Box::new(e))),
+                Err(_) => return Err(NodeError::Panicked),
+            }
+        }
+        loop {
+            match self.driver.flush_pipelined(&mut self.outlet) {
+                Ok(Some(job)) => match tokio::task::spawn_blocking(job).await {
+                    Ok(Ok(())) => self.driver.synced(&mut self.outlet),
+                    Ok(Err(e)) => return Err(storage_failed(Box::new(e))),
+                    Err(_) => return Err(NodeError::Panicked),
+                },
+                Ok(None) => break,
+                Err(e) => return Err(storage_failed(Box::new(e))),
+            }
+        }
+        self.publish_stats();
+        Ok(self.driver.into_parts())
+    }
+
     async fn run(mut self) -> Result<(M, S), NodeError> {
+        if self.shared.config.pipelined_sync {
+            return self.run_pipelined().await;
+        }
         let node = self.shared.config.id;
         let tick = self.shared.config.tick;
         let max_batch = self.shared.config.max_batch.max(1);

@@ -22,7 +22,16 @@ fn logged_writes(persisted: &Persisted) -> Vec<OpId> {
 
 #[test]
 fn a_register_cluster_over_tcp_is_linearizable_and_survives_a_graceful_shutdown() {
-    let cluster = TcpCluster::start(3);
+    linearizable_and_durable_after_a_graceful_shutdown(false);
+}
+
+#[test]
+fn with_pipelined_sync_too() {
+    linearizable_and_durable_after_a_graceful_shutdown(true);
+}
+
+fn linearizable_and_durable_after_a_graceful_shutdown(pipelined: bool) {
+    let cluster = TcpCluster::start_with(3, pipelined);
     cluster
         .observer
         .wait_leader(CONVERGE)
@@ -73,7 +82,16 @@ fn a_register_cluster_over_tcp_is_linearizable_and_survives_a_graceful_shutdown(
 
 #[test]
 fn a_killed_leader_restarts_from_its_data_directory_and_nothing_acknowledged_is_lost() {
-    let cluster = TcpCluster::start(3);
+    killed_leader_restarts(false);
+}
+
+#[test]
+fn a_killed_leader_restarts_with_pipelined_sync_too() {
+    killed_leader_restarts(true);
+}
+
+fn killed_leader_restarts(pipelined: bool) {
+    let cluster = TcpCluster::start_with(3, pipelined);
     let observer = &cluster.observer;
     observer.wait_leader(CONVERGE).expect("a leader is elected");
     let workload = Workload {

@@ -70,6 +70,10 @@ struct Args {
     /// a killed process does not).
     #[arg(long)]
     no_sync: bool,
+    /// Wait for fsync off the node's task and keep stepping meanwhile (replies still
+    /// leave only once what they reveal is durable). Experimental; off by default.
+    #[arg(long)]
+    pipelined_sync: bool,
 }
 
 impl Args {
@@ -82,6 +86,7 @@ impl Args {
         opts.max_connections = self.max_connections;
         opts.max_raft_state = self.max_raft_state;
         opts.sync = !self.no_sync;
+        opts.pipelined_sync = self.pipelined_sync;
         opts
     }
 }

@@ -231,7 +231,17 @@ impl Conn<'_> {
                 Some(sub) if sub == b"COUNT" => Reply::integer(0),
                 _ => Reply::Array(Vec::new()),
             }),
-            b"CONFIG" => Ok(Reply::Array(Vec::new())),
+            b"CONFIG" => Ok(match args.get(1).map(|a| a.to_ascii_uppercase()) {
+                // Every parameter reads as empty (`redis-benchmark` asks for `save` and
+                // `appendonly` and warns without an answer).
+                Some(sub) if sub == b"GET" => Reply::Array(
+                    args[2..]
+                        .iter()
+                        .flat_map(|p| [Reply::Bulk(p.clone()), Reply::bulk("")])
+                        .collect(),
+                ),
+                _ => Reply::Array(Vec::new()),
+            }),
             b"CLIENT" => {
                 arity(-2)?;
                 match &*args[1].to_ascii_uppercase() {

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use stepwise_host::{HostAction, HostInput, Machine};
 use stepwise_kv::replica::{Action, Input, Replica};
 use stepwise_kv::{KvResult, Reply, Request};
+use stepwise_raft::Index;
 use tokio::sync::oneshot;
 
 /// A [`Replica`] hosted by a runtime. Each request carries a tag the reply event
@@ -96,6 +97,15 @@ impl Machine for KvMachine {
             }
         };
         self.run(input, out);
+    }
+
+    /// A reply reveals applied state only: it may go once the log is durable through
+    /// the applied index (pipelined sync), whatever else still waits for the disk.
+    fn event_index(&self, event: &KvEvent) -> Option<Index> {
+        match event {
+            KvEvent::Reply { .. } => Some(self.replica.rsm().applied_index()),
+            KvEvent::Halted(_) => None,
+        }
     }
 
     fn end_batch(&mut self, out: &mut Vec<HostAction<KvEvent>>) {

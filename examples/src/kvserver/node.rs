@@ -56,6 +56,11 @@ pub struct NodeOptions {
     /// partial message back while others are in flight, so 1 sends each entry at once
     /// (pipelined, up to the Raft window) instead of one round behind.
     pub max_append_entries: usize,
+    /// Wait for `fsync` off the node's task, stepping on meanwhile
+    /// ([`NodeConfig::pipelined_sync`]). Default off: on the 2-core test machine the
+    /// hand-off to the blocking pool cost more than the overlap gained (see
+    /// docs/PERFORMANCE.md, issue 5).
+    pub pipelined_sync: bool,
 }
 
 impl NodeOptions {
@@ -79,6 +84,7 @@ impl NodeOptions {
             max_raft_state: 8 << 20,
             sync: true,
             max_append_entries: 1,
+            pipelined_sync: false,
         }
     }
 
@@ -439,7 +445,8 @@ pub async fn start_node(opts: NodeOptions) -> anyhow::Result<RunningNode> {
             }
         }
     };
-    let node_config = NodeConfig::new(opts.cluster_id(), id, opts.peers.clone());
+    let mut node_config = NodeConfig::new(opts.cluster_id(), id, opts.peers.clone());
+    node_config.pipelined_sync = opts.pipelined_sync;
     let machine = KvMachine::new(replica);
     let leader = machine.leader_hint();
     let node = stepwise_tokio::start(node_config, listener, machine, storage, events).await?;

@@ -31,6 +31,7 @@ pub struct TcpCluster {
     dirs: BTreeMap<NodeId, tempfile::TempDir>,
     running: Mutex<BTreeMap<NodeId, Running>>,
     submitters: RwLock<BTreeMap<NodeId, Submitter<RegisterRequest>>>,
+    pipelined: bool,
 }
 
 pub fn raft_config(id: NodeId, members: &[NodeId]) -> Config {
@@ -44,6 +45,11 @@ pub fn open(dir: &Path) -> (RaftStorage, Persisted) {
 impl TcpCluster {
     /// Members `1..=n`, each listening on a free port of 127.0.0.1.
     pub fn start(n: u64) -> TcpCluster {
+        Self::start_with(n, false)
+    }
+
+    /// As [`start`](Self::start), with [`NodeConfig::pipelined_sync`] set to `pipelined`.
+    pub fn start_with(n: u64, pipelined: bool) -> TcpCluster {
         let members: Vec<NodeId> = (1..=n).collect();
         let mut listeners = BTreeMap::new();
         for &id in &members {
@@ -64,6 +70,7 @@ impl TcpCluster {
                 .collect(),
             running: Mutex::new(BTreeMap::new()),
             submitters: RwLock::new(BTreeMap::new()),
+            pipelined,
         };
         for (id, listener) in listeners {
             cluster.launch(id, listener);
@@ -78,6 +85,7 @@ impl TcpCluster {
     pub fn node_config(&self, id: NodeId) -> NodeConfig {
         let mut config = NodeConfig::new(CLUSTER_ID, id, self.addrs.clone());
         config.handshake_timeout = Duration::from_millis(500);
+        config.pipelined_sync = self.pipelined;
         config
     }
 
