@@ -14,12 +14,15 @@
 //!   [`SubmitError::NotLeader`](rsm::SubmitError::NotLeader). The KV service below and the
 //!   sharded services are state machines plugged into this one layer.
 //! * [`kv`]: the key/value state machine [`Kv`]: Get, Put (versioned as in the 2025 lab, or
-//!   unconditional), Append.
+//!   unconditional), Append, Delete and Incr, with a hand-written log format.
 //! * [`replica`]: the replicated KV server, [`Replica`] = `Rsm<Kv>` plus client requests.
 //! * [`server`]: the single-server KV service of the kvsrv labs (no Raft), same state
 //!   machine and session table.
 //! * [`clerk`]: the client, [`Clerk`], also sans-IO: retries on timeout or wrong leader,
 //!   remembers the leader, tags writes for exactly-once execution, counts time in ticks.
+//! * [`retry`]: where a client sends next and when it resends ([`retry::Retry`]): leader
+//!   hints, timeouts, back-off after a full round of refusals; shared by the KV clerk and
+//!   the sharded service's clerks.
 //! * [`lock`]: a distributed [`Lock`] built only on the clerk's versioned Put and Get.
 //! * [`message`]: the client/server wire types.
 //!

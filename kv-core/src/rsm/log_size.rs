@@ -92,7 +92,10 @@ impl LogSize {
                         }
                     }
                     self.first = idx + 1;
-                } else if idx >= self.first.saturating_sub(1) {
+                } else if idx >= self.first {
+                    // A snapshot the log does not hold (installed from a leader). One at
+                    // or below the stored snapshot's index changes nothing, as in
+                    // `Persisted::apply` and `RaftLog::compact_to`.
                     self.truncate(0);
                     self.first = idx + 1;
                 }
@@ -136,6 +139,9 @@ mod tests {
             snap(9, 3),
             Action::AppendLog(vec![entry(10, 3, 3), entry(11, 3, 4)]),
             Action::TruncateLog { from: 11 },
+            // At and below the stored snapshot's index: ignored.
+            snap(9, 3),
+            snap(4, 2),
         ];
         let mut p = Persisted::default();
         let mut t = LogSize::from_persisted(&p);
