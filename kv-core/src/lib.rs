@@ -135,7 +135,7 @@
 //!   allocator.
 //! * `tests/fuzz.rs`: arbitrary peer messages, requests and replies never panic.
 //! * `benches/kv.rs`: throughput and latency of three replicas and N clerks in one thread
-//!   (see `PERFORMANCE.md`).
+//!   (see `docs/PERFORMANCE.md` in the repository).
 #![forbid(unsafe_code)]
 
 pub mod clerk;

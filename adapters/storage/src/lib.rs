@@ -108,7 +108,7 @@
 //!
 //! `cargo run --release -p stepwise-storage --example wal_bench` prints the raw
 //! `fdatasync` rate of the disk next to this crate's syncs and entries per second at
-//! batch sizes 1, 16 and 256 (see `PERFORMANCE.md` in this crate).
+//! batch sizes 1, 16 and 256 (see `docs/PERFORMANCE.md` in the repository).
 #![forbid(unsafe_code)]
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //!   other shards see at most twice their usual mean latency.
 //! * `perf_report` (ignored; run it with
 //!   `cargo test --release -p stepwise-shard --test shard_lab perf_report -- --ignored --nocapture`)
-//!   prints the numbers in shard-core/PERFORMANCE.md: the time and bytes to move a shard
+//!   prints the numbers in docs/PERFORMANCE.md: the time and bytes to move a shard
 //!   of N keys, the latency of unaffected shards during migration, and throughput with 1,
 //!   2 and 4 groups under the same client load.
 //!
