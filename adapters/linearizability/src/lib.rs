@@ -51,7 +51,8 @@
 //!
 //! [`models`] has the lab's models: [`VersionedKv`](models::VersionedKv) (2025: Get/Put with
 //! versions, `ErrMaybe`), [`Kv`](models::Kv) (2020-2024: Get/Put/Append and 2024's
-//! Append-with-return) and a [`Register`](models::Register). Implementing [`Model`] for your
+//! Append-with-return, plus Delete and Incr with Redis-style integer replies) and a
+//! [`Register`](models::Register). Implementing [`Model`] for your
 //! own object takes an initial state and a step function; say which operations are reads
 //! ([`Model::is_read_only`]) to make checking read-heavy histories much faster.
 //!

@@ -213,22 +213,35 @@ impl Reference for VersionedKv {
 }
 
 impl Reference for Kv {
-    fn random_input(&self, rng: &mut Rng, key: u64, _state: &String) -> Self::Input {
+    fn random_input(&self, rng: &mut Rng, key: u64, _state: &Option<String>) -> Self::Input {
         let k = format!("k{key}");
         // Like the lab: every appended value is distinct and delimited.
         let v = format!("x{}y", rng.below(1 << 20));
-        match rng.below(10) {
+        match rng.below(14) {
             0..=3 => KvInput::get(k),
             4 => KvInput::put(k, v),
-            5..=7 => KvInput::append(k, v),
-            _ => KvInput::append_return(k, v),
+            // A value Incr can count from.
+            5 => KvInput::put(k, rng.below(100).to_string()),
+            6..=7 => KvInput::append(k, v),
+            8 => KvInput::append_return(k, v),
+            9 => KvInput::delete(k),
+            _ => KvInput::incr(k, rng.below(7) as i64 - 3),
         }
     }
 
-    fn respond(&self, state: &String, input: &Self::Input, _maybe: bool) -> String {
+    fn respond(&self, state: &Option<String>, input: &Self::Input, _maybe: bool) -> String {
         match input {
-            KvInput::Get { .. } | KvInput::AppendReturn { .. } => state.clone(),
+            KvInput::Get { .. } | KvInput::AppendReturn { .. } => state.clone().unwrap_or_default(),
             KvInput::Put { .. } | KvInput::Append { .. } => String::new(),
+            KvInput::Delete { .. } => u8::from(state.is_some()).to_string(),
+            KvInput::Incr { by, .. } => {
+                let old = match state {
+                    Some(v) => v.parse::<i64>().ok().filter(|n| n.to_string() == *v),
+                    None => Some(0),
+                };
+                old.and_then(|n| n.checked_add(*by))
+                    .map_or_else(String::new, |n| n.to_string())
+            }
         }
     }
 
@@ -238,6 +251,14 @@ impl Reference for Kv {
                 0 if !output.is_empty() => output[..output.len() - 1].to_string(),
                 1 => format!("{output}{output}"),
                 _ => format!("{output}z"),
+            },
+            KvInput::Delete { .. } if output == "1" => "0".to_string(),
+            KvInput::Delete { .. } => "1".to_string(),
+            // A failed Incr that claims a sum, or a sum off by one or applied twice.
+            KvInput::Incr { by, .. } => match output.parse::<i64>() {
+                Err(_) => "1".to_string(),
+                Ok(n) if rng.percent(50) => n.wrapping_add(*by).to_string(),
+                Ok(n) => n.wrapping_add(1).to_string(),
             },
             // Put and Append outputs are not checked; corrupt them anyway (no effect).
             _ => "junk".to_string(),
@@ -508,8 +529,10 @@ fn single_client_sequential_histories_are_accepted() {
     fn prop(codes: Vec<(u8, u8, u8)>, gaps: Vec<u8>) -> TestResult {
         let versioned = VersionedKv::new();
         let kv = Kv::new();
-        let (mut vs, mut ks): (BTreeMap<u8, VersionedState<String>>, BTreeMap<u8, String>) =
-            Default::default();
+        let (mut vs, mut ks): (
+            BTreeMap<u8, VersionedState<String>>,
+            BTreeMap<u8, Option<String>>,
+        ) = Default::default();
         let (mut vops, mut kops) = (Vec::new(), Vec::new());
         let mut now = 0u64;
         for (i, &(kind, key, val)) in codes.iter().enumerate() {
@@ -528,11 +551,13 @@ fn single_client_sequential_histories_are_accepted() {
             *state = versioned.step(state, &input, Some(&out)).expect("legal");
             vops.push(Operation::complete(0, input, call, out, ret));
             let state = ks.entry(key).or_default();
-            let input = match kind % 4 {
+            let input = match kind % 6 {
                 0 => KvInput::get(k),
                 1 => KvInput::put(k, val.to_string()),
                 2 => KvInput::append(k, val.to_string()),
-                _ => KvInput::append_return(k, val.to_string()),
+                3 => KvInput::append_return(k, val.to_string()),
+                4 => KvInput::delete(k),
+                _ => KvInput::incr(k, i64::from(val % 5) - 2),
             };
             let out = kv.respond(state, &input, false);
             *state = kv.step(state, &input, Some(&out)).expect("legal");
