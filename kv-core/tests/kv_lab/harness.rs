@@ -53,6 +53,9 @@ pub struct Report {
     pub maybe: u64,
     /// Program-specific: appends done per key, in order (legacy tests).
     pub appends: Vec<(String, String)>,
+    /// Program-specific: keys only this program writes and what its acknowledged writes
+    /// left there (`None`: missing).
+    pub finals: Vec<(String, Option<String>)>,
     /// Operations completed.
     pub ops: u64,
 }

@@ -649,3 +649,120 @@ impl Program<Report> for Appender {
         self.report.clone()
     }
 }
+
+// ----- Delete and Incr ------------------------------------------------------------------
+
+/// A value as Incr reads it: canonical decimal (what `Kv` accepts).
+fn as_i64(value: &str) -> Option<i64> {
+    value.parse::<i64>().ok().filter(|n| n.to_string() == value)
+}
+
+/// Increments, decrements, deletes, overwrites and reads a counter key of its own, `n<cli>`,
+/// checking every answer against what its acknowledged operations left there (only this
+/// client writes the key, so an Incr or Delete applied twice or lost shows at once); now
+/// and then it Puts a non-integer or `i64::MAX` there so that Incr fails (NotInteger,
+/// Overflow). It also Incrs, Deletes and reads the key `c` shared by all counters, which
+/// only the linearizability check judges.
+pub struct Counter {
+    cli: u64,
+    j: u64,
+    /// What the own key holds after the acknowledged operations (`None`: missing).
+    expected: Option<String>,
+    /// The operation on the own key awaiting its answer.
+    in_flight: Option<Op>,
+    report: Report,
+}
+
+impl Counter {
+    pub fn new(cli: u64) -> Self {
+        Counter {
+            cli,
+            j: 0,
+            expected: None,
+            in_flight: None,
+            report: Report::default(),
+        }
+    }
+
+    pub fn key(cli: u64) -> String {
+        format!("n{cli}")
+    }
+
+    /// Checks `result` of `op` on the own key and moves `expected` on.
+    fn answer(&mut self, op: Op, result: &KvResult) -> Result<(), String> {
+        let expected = self.expected.as_deref();
+        match (&op, result) {
+            (Op::Get { .. }, _) => match read(result) {
+                Some((v, _)) if v == expected.unwrap_or_default() => Ok(()),
+                _ => Err(format!("Get returned {result:?}, expected {expected:?}")),
+            },
+            (Op::Put { value, .. }, Ok(KvOutput::Written { .. })) => {
+                self.expected = Some(text(value));
+                Ok(())
+            }
+            (Op::Delete { .. }, Ok(KvOutput::Deleted { existed }))
+                if *existed == expected.is_some() =>
+            {
+                self.expected = None;
+                Ok(())
+            }
+            (Op::Incr { by, .. }, _) => {
+                let sum = match expected {
+                    None => Some(*by),
+                    Some(v) => as_i64(v).and_then(|n| n.checked_add(*by)),
+                };
+                match (sum, result) {
+                    (Some(sum), Ok(KvOutput::Number { value, .. })) if *value == sum => {
+                        self.expected = Some(sum.to_string());
+                        Ok(())
+                    }
+                    (None, Err(KvError::NotInteger | KvError::Overflow)) => Ok(()),
+                    _ => Err(format!("Incr by {by} on {expected:?} returned {result:?}")),
+                }
+            }
+            _ => Err(format!("{op:?} on {expected:?} returned {result:?}")),
+        }
+    }
+}
+
+impl Program<Report> for Counter {
+    fn next(&mut self, event: Event<'_>, stopping: bool, rng: &mut Rand64) -> Next {
+        if let Event::Done(_, result) = event {
+            self.report.ops += 1;
+            if let Some(op) = self.in_flight.take()
+                && let Err(why) = self.answer(op, result)
+            {
+                return Next::Fail(why);
+            }
+        }
+        if stopping {
+            return Next::Stop;
+        }
+        let key = Self::key(self.cli);
+        let by = rng.rand_range(0..9) as i64 - 3;
+        let op = match rng.rand_range(0..20) {
+            0..=3 => Op::get(key),
+            4..=10 => Op::incr(key, by),
+            11 | 12 => Op::delete(key),
+            13 => {
+                self.j += 1;
+                if self.j % 2 == 0 {
+                    Op::put_any(key, i64::MAX.to_string())
+                } else {
+                    Op::put_any(key, format!("x{}.{}", self.cli, self.j))
+                }
+            }
+            14..=16 => return Next::Op(Op::incr("c", by)),
+            17 => return Next::Op(Op::delete("c")),
+            _ => return Next::Op(Op::get("c")),
+        };
+        self.in_flight = Some(op.clone());
+        Next::Op(op)
+    }
+
+    fn report(&self) -> Report {
+        let mut report = self.report.clone();
+        report.finals = vec![(Self::key(self.cli), self.expected.clone())];
+        report
+    }
+}

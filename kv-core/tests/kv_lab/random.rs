@@ -1,13 +1,15 @@
 //! Randomized fault schedules: crashes (also in the middle of a step), restarts,
 //! disconnections, partitions, message loss, duplication, delay and reordering, with
-//! versioned readers/writers on shared keys and appenders on their own keys. Every run ends
-//! with the faults healed and checks:
+//! versioned readers/writers on shared keys, and appenders and counters (Incr, Delete,
+//! Gets and the odd Put of a non-integer, on a key of their own and on one shared key).
+//! Every run ends with the faults healed and checks:
 //!
-//! * linearizability of the whole history (versioned keys with the 2025 model, appended
-//!   keys with the 2020-2024 model);
+//! * linearizability of the whole history (versioned keys with the 2025 model, the other
+//!   keys with the 2020-2024 model extended with Delete and Incr);
 //! * no acknowledged write lost, none applied twice: every versioned key's final version
-//!   equals the number of Puts acknowledged OK on it, and every appended key holds exactly
-//!   the acknowledged appends, in order.
+//!   equals the number of Puts acknowledged OK on it, every appended key holds exactly
+//!   the acknowledged appends, in order, and every counter's own key holds what its
+//!   acknowledged operations left (the counters also check each answer as it comes).
 
 use std::collections::BTreeMap;
 
@@ -15,7 +17,7 @@ use stepwise_kv::{KvOutput, Op};
 use stepwise_sim::{Harness, MS, NodeId, SEC, sim_seeds};
 
 use crate::harness::{KvTester, Program, Report, Service, Setup, text};
-use crate::programs::{Appender, RandomVersioned};
+use crate::programs::{Appender, Counter, RandomVersioned};
 
 /// Seeds per CI run (the issue asks for at least 200; `STEPWISE_SEEDS` for more).
 const RANDOM_SEEDS: u64 = 200;
@@ -37,12 +39,14 @@ fn schedule(seed: u64) {
     };
     let nservers = [3, 5][draw(2) as usize];
     let nversioned = 2 + draw(3) as usize;
-    let nappenders = 1 + draw(3) as usize;
+    // Writers on keys of their own: each an appender or a counter.
+    let nwriters = 1 + draw(3) as usize;
+    let counters: Vec<bool> = (0..nwriters).map(|_| draw(2) == 0).collect();
     let max_raft_state = [None, Some(600), Some(2000)][draw(3) as usize];
     let small_windows = draw(2) == 0;
     let setup = Setup {
         servers: nservers,
-        clients: 1 + nversioned + nappenders,
+        clients: 1 + nversioned + nwriters,
         reliable: true,
         service: Service::Replicated { max_raft_state },
         sessions: true,
@@ -70,9 +74,13 @@ fn schedule(seed: u64) {
         let c = t.clerk(1 + k);
         programs.push((c, Box::new(RandomVersioned::new(c as u64, VKEYS))));
     }
-    for k in 0..nappenders {
+    for (k, &counter) in counters.iter().enumerate() {
         let c = t.clerk(1 + nversioned + k);
-        programs.push((c, Box::new(Appender::new(c as u64))));
+        if counter {
+            programs.push((c, Box::new(Counter::new(c as u64))));
+        } else {
+            programs.push((c, Box::new(Appender::new(c as u64))));
+        }
     }
     let clerks: Vec<NodeId> = programs.iter().map(|(c, _)| *c).collect();
     t.run_programs(programs);
@@ -130,6 +138,19 @@ fn schedule(seed: u64) {
         }
     }
     for (k, report) in reports.iter().enumerate().skip(nversioned) {
+        for (key, expected) in &report.finals {
+            let (v, version) = t.get(ck, key);
+            if (v.as_str(), version == 0)
+                != (expected.as_deref().unwrap_or_default(), expected.is_none())
+            {
+                t.fail(&format!(
+                    "key {key}: holds {v:?} (version {version}), acknowledged operations left {expected:?}"
+                ));
+            }
+        }
+        if counters[k - nversioned] {
+            continue;
+        }
         let key = format!("a{}", clerks[k]);
         let expected: String = report.appends.iter().map(|(_, v)| v.as_str()).collect();
         let (v, _) = t.get(ck, &key);

@@ -149,22 +149,28 @@ fn legacy_input(op: &Op) -> KvInput<String, String> {
             key: text(key),
             value: text(value),
         },
-        Op::Delete { .. } | Op::Incr { .. } => {
-            panic!("the Get/Put/Append model has no Delete or Incr")
-        }
+        Op::Delete { key } => KvInput::Delete { key: text(key) },
+        Op::Incr { key, by } => KvInput::Incr {
+            key: text(key),
+            by: *by,
+        },
     }
 }
 
-/// The model's view of a result; `None` when the client got no usable answer.
+/// The model's view of a result; `None` when the client got no usable answer. Delete
+/// and Incr answer as Redis does: `"1"`/`"0"` for whether a key was deleted, the sum in
+/// decimal, and an Incr that failed on its value (not an integer, or out of range) as `""`.
 fn legacy_output(op: &Op, result: &KvResult) -> Option<String> {
     match result {
         Ok(KvOutput::Value { value, .. }) => Some(text(value)),
         Ok(KvOutput::Appended { old, .. }) => Some(text(old)),
         Ok(KvOutput::Written { .. }) => Some(String::new()),
-        Ok(KvOutput::Deleted { .. } | KvOutput::Number { .. }) => {
-            panic!("the Get/Put/Append model has no Delete or Incr")
-        }
+        Ok(KvOutput::Deleted { existed }) => Some(u8::from(*existed).to_string()),
+        Ok(KvOutput::Number { value, .. }) => Some(value.to_string()),
         Err(KvError::NoKey) if op.is_read() => Some(String::new()),
+        Err(KvError::NotInteger | KvError::Overflow) if matches!(op, Op::Incr { .. }) => {
+            Some(String::new())
+        }
         Err(_) => None,
     }
 }
