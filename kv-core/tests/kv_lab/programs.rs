@@ -746,7 +746,7 @@ impl Program<Report> for Counter {
             11 | 12 => Op::delete(key),
             13 => {
                 self.j += 1;
-                if self.j % 2 == 0 {
+                if self.j.is_multiple_of(2) {
                     Op::put_any(key, i64::MAX.to_string())
                 } else {
                     Op::put_any(key, format!("x{}.{}", self.cli, self.j))
