@@ -74,6 +74,11 @@ struct Args {
     /// leave only once what they reveal is durable). Experimental; off by default.
     #[arg(long)]
     pipelined_sync: bool,
+    /// Tokio worker threads. One (the default) avoids waking a second worker for every
+    /// message: fastest on the 2-core machine of docs/PERFORMANCE.md; each `fsync` still
+    /// runs off the worker (`block_in_place`).
+    #[arg(long, default_value_t = 1)]
+    worker_threads: usize,
 }
 
 impl Args {
@@ -91,15 +96,23 @@ impl Args {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    let opts = Args::parse().into_options();
+    let args = Args::parse();
+    let threads = args.worker_threads.max(1);
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()?
+        .block_on(run(args.into_options()))
+}
+
+async fn run(opts: NodeOptions) -> anyhow::Result<()> {
     let node = start_node(opts).await?;
     println!(
         "kv-server node {} ready: redis-cli -p {}",
