@@ -816,15 +816,9 @@ impl Node {
         out: &mut Vec<Action>,
     ) {
         let last = self.log.last_index();
-        let RoleState::Leader(l) = &mut self.role else {
+        let Some((i, p)) = replying_peer(&mut self.role, from, seq) else {
             return;
         };
-        let Some(i) = l.progress.iter().position(|p| p.id == from) else {
-            return;
-        };
-        let p = &mut l.progress[i];
-        p.active = true;
-        p.ack_seq = p.ack_seq.max(seq);
         match result {
             AppendResult::Success { match_index } => {
                 if match_index > last {
@@ -874,15 +868,9 @@ impl Node {
         out: &mut Vec<Action>,
     ) {
         let last = self.log.last_index();
-        let RoleState::Leader(l) = &mut self.role else {
+        let Some((i, p)) = replying_peer(&mut self.role, from, seq) else {
             return;
         };
-        let Some(i) = l.progress.iter().position(|p| p.id == from) else {
-            return;
-        };
-        let p = &mut l.progress[i];
-        p.active = true;
-        p.ack_seq = p.ack_seq.max(seq);
         if match_index > last {
             self.stats.dropped_messages += 1;
             return;
@@ -1172,3 +1160,17 @@ impl Node {
 #[cfg(test)]
 #[path = "node_tests.rs"]
 mod tests;
+
+/// On a leader, the progress of peer `from` (and its position), after noting that it
+/// answered: it is active, and it acknowledged round `seq`. `None` on a non-leader or for
+/// a node that is not a peer.
+fn replying_peer(role: &mut RoleState, from: NodeId, seq: u64) -> Option<(usize, &mut Progress)> {
+    let RoleState::Leader(l) = role else {
+        return None;
+    };
+    let i = l.progress.iter().position(|p| p.id == from)?;
+    let p = &mut l.progress[i];
+    p.active = true;
+    p.ack_seq = p.ack_seq.max(seq);
+    Some((i, p))
+}
