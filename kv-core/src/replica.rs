@@ -79,6 +79,15 @@ pub enum Input {
     /// Several requests that arrived together: their writes share one log entry (one
     /// Raft round), each gets its own reply.
     Requests(Vec<(u64, Request)>),
+    /// End the session of the client that tagged its writes with `client`
+    /// ([`Session::client`](crate::rsm::Session)), so the replicated session table does not
+    /// keep it forever ([`rsm::Input::EndSession`]): proposed on the leader, ignored
+    /// elsewhere, no reply. Only once that client can never retry (see "Ending sessions"
+    /// in [`crate::rsm`]).
+    EndSession {
+        /// The session's client id.
+        client: u64,
+    },
 }
 
 /// What the adapter must do, in order.
@@ -206,6 +215,11 @@ impl Replica {
         self.rsm.is_leader()
     }
 
+    /// Number of clients in the session table (as applied here).
+    pub fn sessions(&self) -> usize {
+        self.rsm.sessions().len()
+    }
+
     /// Feeds one input and returns the actions to carry out, in order.
     pub fn step(&mut self, input: Input) -> Vec<Action> {
         let mut out = Vec::new();
@@ -242,6 +256,7 @@ impl Replica {
                     self.rsm_step(rsm::Input::SubmitBatch(writes), out);
                 }
             }
+            Input::EndSession { client } => self.rsm_step(rsm::Input::EndSession { client }, out),
         }
     }
 
@@ -283,5 +298,36 @@ fn request_input(
             session: request.session,
             command: op,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rsm::Session;
+    use stepwise_raft::Config;
+
+    #[test]
+    fn end_session_removes_the_clients_entry() {
+        let mut r = Replica::new(RsmConfig::new(Config::new(1, [1]))).unwrap();
+        while !r.is_leader() {
+            r.step(Input::Tick);
+        }
+        for client in [5, 6] {
+            let request = Request {
+                id: client,
+                session: Some(Session { client, seq: 1 }),
+                op: Op::incr("n", 1),
+            };
+            r.step(Input::Request {
+                from: client,
+                request,
+            });
+        }
+        assert_eq!(r.sessions(), 2);
+        let actions = r.step(Input::EndSession { client: 5 });
+        assert!(actions.iter().all(|a| matches!(a, Action::Persist(_))));
+        assert_eq!(r.sessions(), 1);
+        assert_eq!(r.rsm().sessions().get(6).map(|e| e.seq), Some(1));
     }
 }

@@ -10,6 +10,7 @@
 //! entry    = 0x02 varint(count) command*count
 //! command  = 0x00 len cmd                      (no session)
 //!          | 0x01 varint(client) varint(seq) len cmd
+//!          | 0x02 varint(client)               (end the client's session)
 //! len      = u32, little endian: the length of cmd
 //! cmd      = the state machine's own bytes (StateMachine::encode_command)
 //! ```
@@ -17,6 +18,15 @@
 //! Varints are LEB128 (7 bits a byte, low bits first, at most 10 bytes). Every command is
 //! framed by its length, so a command the state machine cannot decode is skipped on its
 //! own (deterministically, on every replica) without losing the commands after it.
+//!
+//! Flag `0x02` is the layer's own record ([`Input::EndSession`](super::Input::EndSession)):
+//! applying it removes that client's entry from the session table; it carries no command
+//! for the state machine. The layer writes it as an entry of its own (`count` 1). It was
+//! added after flags `0x00`/`0x01` without a new format byte: every entry written before
+//! decodes as it did (no such entry holds flag `0x02`), but a replica of an older version
+//! reads flag `0x02` as broken framing (skips the rest of that entry and counts it), so
+//! upgrade every replica before any client ends a session.
+//!
 //! Snapshot bodies are postcard.
 
 use bytes::Bytes;
@@ -124,8 +134,25 @@ pub(crate) fn encode_entry<C, I>(
     }
 }
 
-/// One command as framed in an entry: its session and its bytes.
-pub(crate) type Frame<'a> = (Option<Session>, &'a [u8]);
+/// Appends an entry that ends `client`'s session (flag `0x02`) to `buf`.
+pub(crate) fn encode_end_session(client: u64, buf: &mut Vec<u8>) {
+    buf.push(ENTRY_FORMAT);
+    put_varint(buf, 1);
+    buf.push(2);
+    put_varint(buf, client);
+}
+
+/// One record as framed in an entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Frame<'a> {
+    /// A command for the state machine: its session and its bytes.
+    Command(Option<Session>, &'a [u8]),
+    /// The end of a client's session.
+    EndSession {
+        /// The client whose session ends.
+        client: u64,
+    },
+}
 
 /// Reads the commands of one log entry, one at a time.
 pub(crate) struct EntryReader<'a> {
@@ -153,8 +180,8 @@ impl<'a> EntryReader<'a> {
         self.remaining
     }
 
-    /// The next command's session and bytes, `None` after the last. A command whose
-    /// framing is broken ends the entry.
+    /// The next record (a command's session and bytes, or an end of session), `None`
+    /// after the last. A record whose framing is broken ends the entry.
     pub(crate) fn next(&mut self) -> Option<Result<Frame<'a>, DecodeError>> {
         if self.remaining == 0 {
             return None;
@@ -175,12 +202,17 @@ impl<'a> EntryReader<'a> {
                 client: take_varint(rest)?,
                 seq: take_varint(rest)?,
             }),
+            2 => {
+                return Ok(Frame::EndSession {
+                    client: take_varint(rest)?,
+                });
+            }
             _ => return Err(DecodeError::malformed("bad session flag")),
         };
         let len = take_bytes(rest, 4)?;
         let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]);
         let command = take_bytes(rest, len as usize)?;
-        Ok((session, command))
+        Ok(Frame::Command(session, command))
     }
 
     /// Whether bytes are left over after the last command (a malformed entry).
@@ -261,11 +293,34 @@ mod tests {
         let mut r = EntryReader::open(&buf).unwrap();
         assert_eq!(r.remaining(), 3);
         for (s, c) in items {
-            let (session, bytes) = r.next().unwrap().unwrap();
-            assert_eq!((session, bytes), (s, c.as_bytes()));
+            assert_eq!(r.next(), Some(Ok(Frame::Command(s, c.as_bytes()))));
         }
         assert!(r.next().is_none());
         assert!(!r.has_trailing_bytes());
+    }
+
+    #[test]
+    fn end_session_entries_round_trip_and_old_entries_still_decode() {
+        for client in [0, 1, 300, u64::MAX] {
+            let mut buf = Vec::new();
+            encode_end_session(client, &mut buf);
+            let mut r = EntryReader::open(&buf).unwrap();
+            assert_eq!(r.next(), Some(Ok(Frame::EndSession { client })));
+            assert!(r.next().is_none());
+            assert!(!r.has_trailing_bytes());
+            // Truncated: an error, never a panic.
+            let mut r = EntryReader::open(&buf[..buf.len() - 1]).unwrap();
+            assert!(matches!(r.next(), Some(Err(_))));
+            assert!(r.next().is_none());
+        }
+        // Bytes of an entry written before flag 0x02 existed decode as they did.
+        let old = [ENTRY_FORMAT, 2, 1, 7, 1, 1, 0, 0, 0, b'a', 0, 0, 0, 0, 0];
+        let mut r = EntryReader::open(&old).unwrap();
+        let seven = Some(Session { client: 7, seq: 1 });
+        assert_eq!(r.next(), Some(Ok(Frame::Command(seven, &b"a"[..]))));
+        assert_eq!(r.next(), Some(Ok(Frame::Command(None, &b""[..]))));
+        assert!(r.next().is_none());
+        assert_eq!(old[..], encode_strings(&[(seven, "a"), (None, "")])[..]);
     }
 
     #[test]

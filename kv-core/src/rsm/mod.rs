@@ -22,6 +22,28 @@
 //! [`Input::Compact`], so the persisted state shrinks too without waiting for the size
 //! trigger.
 //!
+//! # Ending sessions
+//!
+//! The session table keeps one entry per client that ever sent a command with a
+//! [`Session`], and it is replicated state (every replica, every snapshot). A service whose
+//! clients come and go (a server that gives every connection its own client id) ends a
+//! client's session with [`Input::EndSession`]: the leader proposes a log entry of the
+//! layer's own (see the codec's format, flag `0x02`), and every replica, applying it at the
+//! same log position, removes that client's entry ([`RsmStats::sessions_ended`] counts the
+//! removals). On a replica that does not lead, `EndSession` is ignored (nothing proposed,
+//! no reply, no error): it is best effort, and a session not ended only costs its entry.
+//!
+//! **Safety.** Removing a client's entry forgets which of its commands executed, so a
+//! copy of one of them applied *after* the end of its session would execute again. The
+//! caller must therefore end a session only when the client will never send again *and*
+//! no copy of its commands can still be submitted anywhere: no retry still running (in the
+//! client, in a server that retries or forwards on its behalf). Copies already submitted
+//! before the `EndSession` are harmless: on one leader they are ahead of it in the log
+//! (proposals keep their order), and an entry an older leader proposed that is not in the
+//! log of the leader proposing `EndSession` can never commit after it (Log Matching). A
+//! server that gives each connection its own client id meets this once the connection is
+//! gone and every retry made for it has ended (kv-server waits out its retry deadlines).
+//!
 //! # The action contract
 //!
 //! [`Rsm::step`] returns [`Action`]s to carry out **in order**, exactly as the Raft node's
@@ -111,7 +133,9 @@ use stepwise_raft::{
 pub use codec::{DecodeError, postcard_decode, postcard_encode};
 pub use session::{Seen, Session, SessionEntry, Sessions};
 
-use codec::{EntryReader, decode_snapshot, encode_entry, encode_snapshot};
+use codec::{
+    EntryReader, Frame, decode_snapshot, encode_end_session, encode_entry, encode_snapshot,
+};
 use log_size::LogSize;
 use waiting::Waiting;
 
@@ -283,6 +307,14 @@ pub enum Input<C, Q, T> {
     /// them (what an adapter does with the reads that arrived since its last step). Each
     /// gets its own reply.
     QueryBatch(Vec<(T, Q)>),
+    /// End a client's session: on the leader, propose a log entry that removes `client`'s
+    /// entry from the session table on every replica when applied; elsewhere (or after a
+    /// halt) do nothing. No reply. Only once the client can never retry: see "Ending
+    /// sessions" in the [module docs](self).
+    EndSession {
+        /// The client whose session ends.
+        client: u64,
+    },
     /// Snapshot now: if entries were applied after the log's snapshot index (and the layer
     /// has not halted), encode a snapshot at the applied index and hand it to Raft, which
     /// persists it ([`Action::Persist`] of a `SaveSnapshot`) and compacts its log; else do
@@ -337,6 +369,8 @@ pub struct RsmStats {
     pub snapshots_installed: u64,
     /// Commands skipped because their session showed them already executed.
     pub duplicates: u64,
+    /// Sessions ended ([`Input::EndSession`] applied to a client that had an entry).
+    pub sessions_ended: u64,
 }
 
 /// Queries answered together (one ReadIndex round), with their tags.
@@ -533,6 +567,15 @@ impl<S: StateMachine, T> Rsm<S, T> {
                     self.raft_step(RaftInput::ReadIndex { ctx }, out);
                 }
             }
+            Input::EndSession { client } => {
+                if self.raft.is_leader() {
+                    let mut buf = Vec::with_capacity(16);
+                    encode_end_session(client, &mut buf);
+                    // No tags: nobody waits for a reply.
+                    self.proposing.clear();
+                    self.raft_step(RaftInput::Propose(Bytes::from(buf)), out);
+                }
+            }
             Input::Compact => {
                 if self.applied > self.raft.log().snapshot_meta().index {
                     self.snapshot_now(out);
@@ -550,7 +593,7 @@ impl<S: StateMachine, T> Rsm<S, T> {
     ) {
         let err = Err(SubmitError::NotLeader { leader: None });
         match input {
-            Input::Tick | Input::Receive { .. } | Input::Compact => {}
+            Input::Tick | Input::Receive { .. } | Input::EndSession { .. } | Input::Compact => {}
             Input::Submit(sub) => out.push(Action::Reply {
                 tag: sub.tag,
                 result: err,
@@ -782,10 +825,21 @@ impl<S: StateMachine, T> Rsm<S, T> {
         };
         let mut k = 0;
         while let Some(next) = reader.next() {
-            let Ok((session, bytes)) = next else {
-                // Broken framing: the rest of the entry is unreadable.
-                self.stats.bad_entries += 1;
-                break;
+            let (session, bytes) = match next {
+                Ok(Frame::Command(session, bytes)) => (session, bytes),
+                Ok(Frame::EndSession { client }) => {
+                    k += 1;
+                    if self.sessions.remove(client) {
+                        self.stats.sessions_ended += 1;
+                    }
+                    continue;
+                }
+                Err(_) => {
+                    // Broken framing: the rest of the entry is unreadable (counted once,
+                    // not again as trailing bytes).
+                    self.stats.bad_entries += 1;
+                    return;
+                }
             };
             let k_now = k;
             k += 1;

@@ -5,6 +5,11 @@
 //! and its output, so a retry of that command gets the original answer instead of running
 //! again. The table is part of the replicated state: every replica builds the same one by
 //! applying the same log, and it travels inside snapshots.
+//!
+//! An entry stays until its client's session ends
+//! ([`Input::EndSession`](super::Input::EndSession), applied from the log like a command,
+//! so every replica removes it at the same point); see the [layer docs](super) for when
+//! that is safe.
 
 use std::collections::HashMap;
 
@@ -113,6 +118,20 @@ impl<O> Sessions<O> {
         }
     }
 
+    /// Forgets `client` (its session ended): a later command of that client would run as
+    /// new. Returns whether it had an entry. Frees the table's memory once it is mostly
+    /// empty, so a table that shrinks stays small.
+    pub fn remove(&mut self, client: u64) -> bool {
+        let removed = self.clients.remove(&client).is_some();
+        if removed
+            && self.clients.capacity() > 64
+            && self.clients.len() * 4 < self.clients.capacity()
+        {
+            self.clients.shrink_to(self.clients.len() * 2);
+        }
+        removed
+    }
+
     /// Number of clients with a recorded command.
     pub fn len(&self) -> usize {
         self.clients.len()
@@ -150,6 +169,23 @@ mod tests {
         assert_eq!(t.check(s(1, 2)), Seen::Done(&"two"));
         assert_eq!(t.len(), 1);
         assert_eq!(t.get(1).map(|e| e.seq), Some(2));
+    }
+
+    #[test]
+    fn a_removed_client_starts_afresh_and_the_table_shrinks() {
+        let mut t: Sessions<u64> = Sessions::new();
+        for c in 0..1000 {
+            t.record(s(c, 3), c);
+        }
+        assert!(t.remove(7));
+        assert!(!t.remove(7));
+        assert_eq!(t.check(s(7, 3)), Seen::New);
+        assert_eq!(t.check(s(8, 3)), Seen::Done(&8));
+        for c in 0..990 {
+            t.remove(c);
+        }
+        assert_eq!(t.len(), 10);
+        assert!(t.clients.capacity() < 100, "{}", t.clients.capacity());
     }
 
     #[test]

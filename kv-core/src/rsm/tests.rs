@@ -86,11 +86,16 @@ impl Cluster {
     }
 
     fn step(&mut self, i: usize, input: Input<Cmd, (), u64>) {
+        self.step_actions(i, input);
+    }
+
+    /// Like [`Cluster::step`], also returning the actions.
+    fn step_actions(&mut self, i: usize, input: Input<Cmd, (), u64>) -> Vec<Out> {
         let Some(node) = self.nodes[i].as_mut() else {
-            return;
+            return Vec::new();
         };
         let actions: Vec<Out> = node.step(input);
-        for a in actions {
+        for a in actions.iter().cloned() {
             match a {
                 Action::Persist(p) => assert!(self.disks[i].apply(&p), "not persistence: {p:?}"),
                 Action::Send { to, msg } => self.net.push_back((i as u64, to, msg)),
@@ -98,6 +103,7 @@ impl Cluster {
                 Action::LeaderChanged { .. } | Action::Halted(_) => {}
             }
         }
+        actions
     }
 
     /// Delivers queued messages (dropping those on cut links) and ticks everyone once.
@@ -515,4 +521,130 @@ fn compact_does_nothing_when_nothing_new_was_applied() {
     let mut fresh: Rsm<Counter, u64> = Rsm::new(config(0, 3, None), Counter::default()).unwrap();
     assert_eq!(fresh.step(Input::Compact), []);
     assert_eq!(fresh.stats().snapshots_taken, 0);
+}
+
+// ----- ending sessions ---------------------------------------------------------------
+
+fn sessions_everywhere(c: &Cluster) -> Vec<usize> {
+    (0..c.nodes.len())
+        .map(|i| c.node(i).sessions().len())
+        .collect()
+}
+
+#[test]
+fn ending_sessions_shrinks_the_table_on_every_replica_and_survives_a_restart() {
+    let mut c = Cluster::new(3, None);
+    let l = c.elect();
+    for client in 1..=20 {
+        c.step(l, sess(client, client, 1, Cmd::Inc));
+        c.run_until(|c| c.reply(client).is_some());
+    }
+    c.run_until(|c| sessions_everywhere(c) == [20, 20, 20]);
+    let last = c.node(l).raft().log().last_index();
+    for client in 1..=15 {
+        let actions = c.step_actions(l, Input::EndSession { client });
+        assert!(!actions.iter().any(|a| matches!(a, Action::Reply { .. })));
+    }
+    // One entry each, no reply.
+    assert_eq!(c.node(l).raft().log().last_index(), last + 15);
+    c.run_until(|c| sessions_everywhere(c) == [5, 5, 5]);
+    for i in 0..3 {
+        assert_eq!(c.node(i).stats().sessions_ended, 15);
+        assert!(c.node(i).sessions().get(3).is_none());
+        assert_eq!(c.node(i).sessions().get(16).map(|e| e.seq), Some(1));
+    }
+    assert_eq!(c.replies.len(), 20);
+    // Sessions not ended still deduplicate.
+    c.step(l, sess(100, 16, 1, Cmd::Inc));
+    assert_eq!(c.reply(100), Some(&Ok(16)));
+    // Ending a session that has no entry (or again) changes nothing.
+    c.step(l, Input::EndSession { client: 3 });
+    c.step(l, Input::EndSession { client: 999 });
+    let end = c.node(l).raft().log().last_index();
+    c.run_until(|c| (0..3).all(|i| c.node(i).applied_index() == end));
+    assert_eq!(sessions_everywhere(&c), [5, 5, 5]);
+    assert_eq!(c.node(l).stats().sessions_ended, 15);
+    // The hazard the caller must rule out: a command of an ended session runs as new.
+    c.step(l, sess(101, 3, 1, Cmd::Inc));
+    c.run_until(|c| c.reply(101).is_some());
+    assert_eq!(c.reply(101), Some(&Ok(21)));
+    c.step(l, Input::EndSession { client: 3 });
+    let end = c.node(l).raft().log().last_index();
+    c.run_until(|c| (0..3).all(|i| c.node(i).applied_index() == end));
+    // Restarted without a snapshot: the log is applied again, ends of sessions included.
+    for i in 0..3 {
+        c.restart(i);
+    }
+    let l = c.elect();
+    c.step(l, sub(200, Cmd::Null));
+    c.run_until(|c| c.reply(200).is_some());
+    let end = c.node(l).raft().log().last_index();
+    c.run_until(|c| (0..3).all(|i| c.node(i).applied_index() == end));
+    assert_eq!(sessions_everywhere(&c), [5, 5, 5]);
+    // Snapshotted, then restarted: the shrunk table comes back from the snapshot alone.
+    for i in 0..3 {
+        c.step(i, Input::Compact);
+        assert!(c.disks[i].snapshot.is_some());
+        c.restart(i);
+        assert_eq!(c.node(i).applied_index(), end);
+    }
+    assert_eq!(sessions_everywhere(&c), [5, 5, 5]);
+}
+
+#[test]
+fn ending_a_session_on_a_follower_is_ignored() {
+    let mut c = Cluster::new(3, None);
+    let l = c.elect();
+    c.step(l, sess(1, 7, 1, Cmd::Inc));
+    c.run_until(|c| sessions_everywhere(c) == [1, 1, 1]);
+    let f = (l + 1) % 3;
+    let last = c.node(f).raft().log().last_index();
+    let actions = c.step_actions(f, Input::EndSession { client: 7 });
+    assert_eq!(actions, []);
+    for _ in 0..50 {
+        c.round();
+    }
+    assert_eq!(c.node(l).raft().log().last_index(), last);
+    assert_eq!(sessions_everywhere(&c), [1, 1, 1]);
+    assert_eq!(c.node(f).stats().sessions_ended, 0);
+}
+
+#[test]
+fn a_malformed_end_session_entry_is_skipped_and_counted() {
+    let mut good = Vec::new();
+    super::codec::encode_end_session(5, &mut good);
+    let mut command = Vec::new();
+    super::codec::encode_entry(
+        1,
+        [(Some(Session { client: 5, seq: 1 }), Cmd::Inc)],
+        &mut command,
+        super::codec::postcard_encode,
+    );
+    let entries: [&[u8]; 5] = [
+        &command,
+        &[super::codec::ENTRY_FORMAT, 1, 2],       // no client
+        &[super::codec::ENTRY_FORMAT, 1, 2, 0x80], // a truncated varint
+        &[super::codec::ENTRY_FORMAT, 1, 2, 5, 9], // a trailing byte: still ends 5
+        &good,                                     // 5 again: nothing left to remove
+    ];
+    let mut disk = Persisted::default();
+    disk.hard_state.term = 1;
+    for (k, data) in entries.iter().enumerate() {
+        disk.entries.push(stepwise_raft::Entry {
+            term: 1,
+            index: k as u64 + 1,
+            payload: Payload::Command(Bytes::copy_from_slice(data)),
+        });
+    }
+    let mut rsm: Rsm<Counter, u64> =
+        Rsm::restore(config(0, 1, None), disk, Counter::default()).unwrap();
+    for _ in 0..200 {
+        rsm.step(Input::Tick);
+    }
+    assert!(rsm.is_leader());
+    assert!(rsm.applied_index() > 5);
+    assert_eq!(rsm.state().n, 1);
+    assert_eq!(rsm.stats().bad_entries, 3);
+    assert_eq!(rsm.stats().sessions_ended, 1);
+    assert!(rsm.sessions().is_empty());
 }
