@@ -79,6 +79,10 @@ struct Args {
     /// runs off the worker (`block_in_place`).
     #[arg(long, default_value_t = 1)]
     worker_threads: usize,
+    /// Most log entries in one AppendEntries. 1 sends every batch at once (pipelined);
+    /// more lets Raft hold a partial batch back while one is in flight.
+    #[arg(long, default_value_t = 1)]
+    max_append_entries: usize,
 }
 
 impl Args {
@@ -92,6 +96,7 @@ impl Args {
         opts.max_raft_state = self.max_raft_state;
         opts.sync = !self.no_sync;
         opts.pipelined_sync = self.pipelined_sync;
+        opts.max_append_entries = self.max_append_entries.max(1);
         opts
     }
 }

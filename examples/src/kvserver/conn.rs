@@ -21,20 +21,31 @@ struct Conn<'a> {
     fwd: Option<Forwarder>,
 }
 
-/// Serves one client until it hangs up, sends `QUIT`, or breaks the protocol.
-pub async fn serve(shared: &Shared, mut stream: TcpStream) -> std::io::Result<()> {
-    stream.set_nodelay(true)?;
-    let mut decoder = Decoder::new(Limits {
-        max_bulk_len: shared.opts.max_value.max(shared.opts.max_key),
-        max_array_len: 1 << 20,
-        ..Limits::default()
-    });
+/// Serves one client until it hangs up, sends `QUIT`, or breaks the protocol. Then, if
+/// the connection wrote anything, ends its session ([`Shared::end_session`]): its client
+/// id is never used again.
+pub async fn serve(shared: &Shared, stream: TcpStream) -> std::io::Result<()> {
     let mut conn = Conn {
         shared,
         client: shared.new_client(),
         seq: 0,
         fwd: None,
     };
+    let result = serve_conn(&mut conn, stream).await;
+    if conn.seq > 0 {
+        shared.end_session(conn.client);
+    }
+    result
+}
+
+async fn serve_conn(conn: &mut Conn<'_>, mut stream: TcpStream) -> std::io::Result<()> {
+    let shared = conn.shared;
+    stream.set_nodelay(true)?;
+    let mut decoder = Decoder::new(Limits {
+        max_bulk_len: shared.opts.max_value.max(shared.opts.max_key),
+        max_array_len: 1 << 20,
+        ..Limits::default()
+    });
     let mut input = BytesMut::with_capacity(16 << 10);
     let mut output = BytesMut::with_capacity(16 << 10);
     loop {
@@ -261,8 +272,10 @@ impl Conn<'_> {
                     "# Server\r\nredis_version:7.0.0\r\nredis_mode:standalone\r\n\
                      # Replication\r\nrole:{role}\r\n\
                      # Stepwise\r\nstepwise_node_id:{}\r\nstepwise_leader:{leader}\r\n\
-                     stepwise_client_addr:{}\r\n",
-                    self.shared.opts.id, self.shared.opts.client
+                     stepwise_client_addr:{}\r\nstepwise_sessions:{}\r\n",
+                    self.shared.opts.id,
+                    self.shared.opts.client,
+                    self.shared.sessions()
                 )))
             }
             b"GET" => {

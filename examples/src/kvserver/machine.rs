@@ -26,6 +26,7 @@ pub struct KvMachine {
     buf: Vec<Action>,
     held: Vec<(u64, Request)>,
     leader: Arc<AtomicU64>,
+    sessions: Arc<AtomicU64>,
 }
 
 impl KvMachine {
@@ -36,6 +37,7 @@ impl KvMachine {
             buf: Vec::new(),
             held: Vec::new(),
             leader: Arc::default(),
+            sessions: Arc::default(),
         }
     }
 
@@ -43,6 +45,12 @@ impl KvMachine {
     /// monitoring (`INFO`).
     pub fn leader_hint(&self) -> Arc<AtomicU64> {
         Arc::clone(&self.leader)
+    }
+
+    /// The number of clients in the replica's session table, updated after every step;
+    /// for monitoring (`INFO`).
+    pub fn sessions_hint(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.sessions)
     }
 
     /// The replica inside.
@@ -73,6 +81,9 @@ pub enum KvRequest {
     /// Requests that arrived together (a client's pipeline): their writes share one log
     /// entry, each is answered with its own tag.
     Batch(Vec<(u64, Request)>),
+    /// End the session of this client id (its connection is gone): proposed if the
+    /// replica leads, else ignored; no reply (see [`Input::EndSession`]).
+    EndSession(u64),
 }
 
 impl Machine for KvMachine {
@@ -87,6 +98,7 @@ impl Machine for KvMachine {
                 self.held.push((from, request));
                 return;
             }
+            HostInput::Request(KvRequest::EndSession(client)) => Input::EndSession { client },
             HostInput::Request(KvRequest::Batch(requests)) => {
                 if self.held.is_empty() {
                     self.held = requests;
@@ -121,6 +133,8 @@ impl KvMachine {
         self.replica.step_into(input, &mut self.buf);
         let leader = self.replica.rsm().leader().unwrap_or(0);
         self.leader.store(leader, Ordering::Relaxed);
+        let sessions = self.replica.sessions() as u64;
+        self.sessions.store(sessions, Ordering::Relaxed);
         out.extend(self.buf.drain(..).map(|action| match action {
             Action::Persist(a) => HostAction::Persist(a),
             Action::Send { to, msg } => HostAction::Send { to, msg },

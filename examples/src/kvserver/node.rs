@@ -113,6 +113,7 @@ pub struct Shared {
     boot: u64,
     next_client: AtomicU64,
     leader: Arc<AtomicU64>,
+    sessions: Arc<AtomicU64>,
 }
 
 /// The outcome of one operation as seen by a client connection.
@@ -127,6 +128,30 @@ impl Shared {
     /// The leader this node knows of (0: none yet).
     pub fn leader(&self) -> NodeId {
         self.leader.load(Ordering::Relaxed)
+    }
+
+    /// The number of clients in the local replica's session table.
+    pub fn sessions(&self) -> u64 {
+        self.sessions.load(Ordering::Relaxed)
+    }
+
+    /// Ends the session of `client`, whose connection is gone, so the replicated session
+    /// table does not keep it forever. Best effort: after `2 × timeout` (by then every
+    /// retry made for the connection has ended, here and on a leader it forwarded to,
+    /// whose own retries of a forwarded operation stop within one `timeout`, assuming the
+    /// members run with the same timeout), and only if this node leads then; a follower
+    /// skips it (its clients' sessions stay in the table, as before).
+    pub fn end_session(&self, client: u64) {
+        let submitter = self.submitter.clone();
+        let leader = Arc::clone(&self.leader);
+        let id = self.opts.id;
+        let grace = 2 * self.opts.timeout;
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            if leader.load(Ordering::Relaxed) == id {
+                let _ = submitter.submit(KvRequest::EndSession(client)).await;
+            }
+        });
     }
 
     /// A fresh session client id, unique across the cluster's lifetime with high
@@ -449,6 +474,7 @@ pub async fn start_node(opts: NodeOptions) -> anyhow::Result<RunningNode> {
     node_config.pipelined_sync = opts.pipelined_sync;
     let machine = KvMachine::new(replica);
     let leader = machine.leader_hint();
+    let sessions = machine.sessions_hint();
     let node = stepwise_tokio::start(node_config, listener, machine, storage, events).await?;
     let shared = Arc::new(Shared {
         submitter: node.submitter(),
@@ -457,6 +483,7 @@ pub async fn start_node(opts: NodeOptions) -> anyhow::Result<RunningNode> {
         boot,
         next_client: AtomicU64::new(1),
         leader,
+        sessions,
         opts,
     });
     let clients = tokio::spawn(accept_clients(client_listener, Arc::clone(&shared)));
