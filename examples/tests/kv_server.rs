@@ -341,6 +341,57 @@ fn kv_server_without_quorum_fails_in_bounded_time_and_recovers_from_disk() {
     assert!(Path::new(&cluster.data(0)).is_dir());
 }
 
+/// A numeric field of `INFO`.
+fn info_field(c: &mut Client, field: &str) -> u64 {
+    let Reply::Bulk(info) = c.call(&["INFO"]) else {
+        panic!("INFO is a bulk string");
+    };
+    let info = String::from_utf8(info.to_vec()).unwrap();
+    let prefix = format!("{field}:");
+    info.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {field} in {info:?}"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn kv_server_ends_the_sessions_of_closed_connections() {
+    let cluster = Cluster::start(3);
+    let mut c = cluster.client(0);
+    assert_eq!(c.call_ready(&["SET", "warm", "up"]), Reply::ok());
+    let leader = info_field(&mut c, "stepwise_leader") as usize - 1;
+    let mut info = cluster.client(leader);
+    let base = info_field(&mut info, "stepwise_sessions");
+    // 50 connections to the leader, one write each: 50 more sessions while they are open.
+    let mut open: Vec<Client> = (0..50)
+        .map(|i| {
+            let mut c = cluster.client(leader);
+            assert_eq!(c.call_ready(&["SET", &format!("k{i}"), "v"]), Reply::ok());
+            c
+        })
+        .collect();
+    assert!(info_field(&mut info, "stepwise_sessions") >= base + 50);
+    // Closed, their sessions end (after the node's grace of 2 x 1.5 s) on every member.
+    // (A leader change in between would leave some: the bound allows a few.)
+    open.clear();
+    let mut infos: Vec<Client> = (0..3).map(|i| cluster.client(i)).collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now: Vec<u64> = infos
+            .iter_mut()
+            .map(|c| info_field(c, "stepwise_sessions"))
+            .collect();
+        if now.iter().all(|&n| n <= base + 10) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "sessions {now:?}, base {base}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The data stays.
+    assert_eq!(info.call_ready(&["GET", "k7"]), bulk("v"));
+}
+
 fn have(tool: &str) -> bool {
     Command::new(tool)
         .arg("--version")

@@ -52,6 +52,15 @@
 //!   as one batch with one log sync (group commit). On a follower, the run is forwarded
 //!   to the leader in one pipelined round, and the leader proposes it as one entry too
 //!   (`INFO` shows `stepwise_leader`; the leader is still the faster target).
+//! * **Sessions end with their connection**: the session table (one entry per client id
+//!   that wrote, replicated and snapshotted) would otherwise grow with every connection
+//!   ever made. When a connection that wrote closes, its node waits `2 x --timeout-ms`
+//!   (every retry made for it, locally or by a leader it forwarded to, has ended by then,
+//!   so no copy of its writes can reach the log afterwards) and, if it leads then,
+//!   proposes [`stepwise_kv::replica::Input::EndSession`] for the connection's client id.
+//!   A follower skips it (no forwarding: best effort), so connections made to followers,
+//!   or closed across a leader change or a restart, still leave their entry. `INFO` shows
+//!   the table's size as `stepwise_sessions`.
 pub mod conn;
 pub mod forward;
 pub mod machine;
