@@ -63,10 +63,16 @@ fn op(g: &mut Gen) -> Op {
     }
 }
 
-/// A log entry payload: a real encoded command batch, or garbage.
+/// A log entry payload: garbage, or a one-record entry ending a session (format 2, flag
+/// 2) followed by garbage (a client id, a broken varint or trailing bytes).
 fn payload(g: &mut Gen) -> Payload {
-    match small(g, 3) {
+    match small(g, 4) {
         0 => Payload::Noop,
+        1 => {
+            let mut data = vec![2, 1, 2];
+            data.extend_from_slice(&bytes(g));
+            Payload::Command(data.into())
+        }
         _ => Payload::Command(bytes(g)),
     }
 }
@@ -145,11 +151,13 @@ enum In {
     Tick,
     Peer(u64, Message),
     Client(u64, Request),
+    EndSession(u64),
 }
 
 impl Arbitrary for In {
     fn arbitrary(g: &mut Gen) -> In {
-        match small(g, 4) {
+        match small(g, 5) {
+            4 => In::EndSession(small(g, 3)),
             0 => In::Tick,
             1 | 2 => In::Peer(small(g, 4), message(g)),
             _ => In::Client(
@@ -179,6 +187,7 @@ fn a_replica_survives_arbitrary_input() {
                 In::Tick => replica::Input::Tick,
                 In::Peer(from, msg) => replica::Input::Receive { from, msg },
                 In::Client(from, request) => replica::Input::Request { from, request },
+                In::EndSession(client) => replica::Input::EndSession { client },
             };
             for a in r.step(input) {
                 if let replica::Action::Persist(p) = a {
