@@ -1,7 +1,7 @@
 //! 3B: log agreement (LAB-SCENARIOS.md 5.2).
 
 use bytes::Bytes;
-use stepwise_sim::{MS, SEC, sim_seeds};
+use stepwise_sim::{Harness, MS, SEC, sim_seeds};
 
 use crate::LAB_SEEDS;
 use crate::harness::{Tester, cmd};

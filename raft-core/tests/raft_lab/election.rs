@@ -1,6 +1,6 @@
 //! 3A: leader election (LAB-SCENARIOS.md 5.1).
 
-use stepwise_sim::{MS, SEC, sim_seeds};
+use stepwise_sim::{Harness, MS, SEC, sim_seeds};
 
 use crate::LAB_SEEDS;
 use crate::harness::Tester;

@@ -3,7 +3,7 @@
 //! checked after every event and liveness checked once the faults stop.
 
 use stepwise_raft::Config;
-use stepwise_sim::{MS, NetConfig, SEC, sim_seeds};
+use stepwise_sim::{Harness, MS, NetConfig, SEC, sim_seeds};
 
 use crate::harness::{Tester, cmd};
 

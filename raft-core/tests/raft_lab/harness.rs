@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use stepwise_raft::{Action, Config, Entry, Index, Input, Message, Node, Payload, Persisted, Term};
-use stepwise_sim::{Effect, MS, NetConfig, NodeId, SEC, Sim, SimConfig, Time};
+use stepwise_sim::{Effect, Harness, MS, NetConfig, NodeId, SEC, Sim, SimConfig, Time};
 
 /// The lab's snapshot interval (snapshots at indexes 9, 19, 29, ...).
 pub const SNAPSHOT_INTERVAL: u64 = 10;
@@ -383,34 +383,6 @@ impl Tester {
         self.max_index = self.max_index.max(index);
     }
 
-    /// Runs the simulation for `d` of virtual time, checking every apply.
-    pub fn sleep(&mut self, d: Time) {
-        let deadline = self.sim.now() + d;
-        while self.sim.next_event_time().is_some_and(|t| t <= deadline) {
-            self.sim.step();
-            self.drain();
-        }
-        self.sim.run_for(deadline - self.sim.now());
-    }
-
-    /// Runs until `pred` holds (checked after every event) or `limit` passes.
-    pub fn run_until(&mut self, mut pred: impl FnMut(&Tester) -> bool, limit: Time) -> bool {
-        let deadline = self.sim.now() + limit;
-        self.drain();
-        if pred(self) {
-            return true;
-        }
-        while self.sim.next_event_time().is_some_and(|t| t <= deadline) {
-            self.sim.step();
-            self.drain();
-            if pred(self) {
-                return true;
-            }
-        }
-        self.sim.run_for(deadline - self.sim.now());
-        false
-    }
-
     /// Random duration in `[lo, hi)` from the simulation's seeded stream.
     pub fn rand_range(&mut self, lo: u64, hi: u64) -> u64 {
         lo + self.sim.rng().rand_range(0..hi - lo)
@@ -743,5 +715,19 @@ impl Tester {
                 }
             }
         }
+    }
+}
+
+/// `sleep` and `run_until` (checked after every event) come from the simulator's
+/// [`Harness`]: every apply is checked as it happens ([`Tester::drain`]).
+impl Harness for Tester {
+    type Node = Server;
+
+    fn sim_mut(&mut self) -> &mut Sim<Server> {
+        &mut self.sim
+    }
+
+    fn absorb(&mut self) {
+        self.drain();
     }
 }

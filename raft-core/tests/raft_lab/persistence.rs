@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use stepwise_sim::{MS, NetConfig, SEC, sim_seeds};
+use stepwise_sim::{Harness, MS, NetConfig, SEC, sim_seeds};
 
 use crate::LAB_SEEDS;
 use crate::harness::{Tester, cmd};
