@@ -74,6 +74,16 @@ pub trait Machine: Send + 'static {
         let _ = event;
         None
     }
+
+    /// For a runtime that can overlap syncs with stepping
+    /// ([`Driver::flush_pipelined`](crate::Driver::flush_pipelined)): whether to do so
+    /// now. The default, `true`, always overlaps. A Raft service may answer "while
+    /// leading": the leader gains most (it steps acknowledgements and new requests while
+    /// its own copy syncs), while a follower's acknowledgement waits for its own sync
+    /// either way, so overlapping only costs it a thread hand-off per sync.
+    fn overlap_sync(&self) -> bool {
+        true
+    }
 }
 
 /// A request to a bare Raft [`Node`]: the service inputs of [`Input`].

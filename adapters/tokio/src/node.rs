@@ -291,6 +291,8 @@ where
 
     /// The loop with [`NodeConfig::pipelined_sync`]: each sync's `fdatasync` runs on the
     /// blocking pool while the task goes on stepping; see [`Driver::flush_pipelined`].
+    /// While the machine declines ([`Machine::overlap_sync`]) and nothing is in flight,
+    /// batches are flushed as in [`run`](Self::run).
     async fn run_pipelined(mut self) -> Result<(M, S), NodeError> {
         let node = self.shared.config.id;
         let tick = self.shared.config.tick;
@@ -301,6 +303,7 @@ where
             tracing::error!(node, error = %e, "storage failed; stopping the node");
             NodeError::Storage(e)
         };
+        let may_block = Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread;
         let mut syncing: Option<JoinHandle<Result<(), S::Error>>> = None;
         loop {
             tokio::select! {
@@ -328,10 +331,28 @@ where
                     Err(_) => break,
                 }
             }
-            match self.driver.flush_pipelined(&mut self.outlet) {
-                Ok(Some(job)) => syncing = Some(tokio::task::spawn_blocking(job)),
-                Ok(None) => {}
-                Err(e) => return Err(storage_failed(Box::new(e))),
+            if syncing.is_none()
+                && !self.driver.is_syncing()
+                && !self.driver.machine().overlap_sync()
+            {
+                // Nothing in flight and the machine prefers not to overlap now: the
+                // blocking flush, as in `run`.
+                self.driver.end_batch();
+                let (driver, outlet) = (&mut self.driver, &mut self.outlet);
+                let flushed = if may_block && driver.needs_persist() {
+                    tokio::task::block_in_place(|| driver.flush(outlet))
+                } else {
+                    driver.flush(outlet)
+                };
+                if let Err(e) = flushed {
+                    return Err(storage_failed(Box::new(e)));
+                }
+            } else {
+                match self.driver.flush_pipelined(&mut self.outlet) {
+                    Ok(Some(job)) => syncing = Some(tokio::task::spawn_blocking(job)),
+                    Ok(None) => {}
+                    Err(e) => return Err(storage_failed(Box::new(e))),
+                }
             }
             self.publish_stats();
         }

@@ -120,6 +120,11 @@ impl Machine for KvMachine {
         }
     }
 
+    /// Overlap syncs only while leading (see [`Machine::overlap_sync`]).
+    fn overlap_sync(&self) -> bool {
+        self.replica.is_leader()
+    }
+
     fn end_batch(&mut self, out: &mut Vec<HostAction<KvEvent>>) {
         if !self.held.is_empty() {
             let requests = std::mem::take(&mut self.held);
