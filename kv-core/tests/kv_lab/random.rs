@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use stepwise_kv::{KvOutput, Op};
+use stepwise_kv::{KvError, KvOutput, Op};
 use stepwise_sim::{Harness, MS, NodeId, SEC, sim_seeds};
 
 use crate::harness::{KvTester, Program, Report, Service, Setup, text};
@@ -169,8 +169,18 @@ fn schedule(seed: u64) {
                     .map(|r| r.rsm().stats().snapshots_installed)
             })
             .sum();
+        let incr_errors = t
+            .records
+            .iter()
+            .filter(|r| matches!(r.result, Err(KvError::NotInteger | KvError::Overflow)))
+            .count();
+        let deleted = t
+            .records
+            .iter()
+            .filter(|r| matches!(r.result, Ok(KvOutput::Deleted { existed: true })))
+            .count();
         eprintln!(
-            "seed {seed}: {nservers} servers, snapshots {max_raft_state:?} (installed {installed}), {} ops, acked puts {ok_puts:?}, {:?}",
+            "seed {seed}: {nservers} servers, snapshots {max_raft_state:?} (installed {installed}), {} ops ({deleted} deleted a key, {incr_errors} Incr errors), acked puts {ok_puts:?}, {:?}",
             t.records.len(),
             t.sim.stats().crashes
         );
