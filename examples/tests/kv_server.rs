@@ -512,7 +512,7 @@ impl Cluster {
     }
 }
 
-/// One client thread: random GET/SET/APPEND on a few keys against node `start % 3`,
+/// One client thread: random GET/SET/APPEND/INCRBY/DEL on a few keys against node `start % 3`,
 /// moving to the next node when a connection breaks. An operation without a definite
 /// answer stays pending in the history, and the client continues under a new id.
 fn client_loop(
@@ -551,17 +551,33 @@ fn client_loop(
         let key = format!("k{}", rng.rand_range(0..3));
         n += 1;
         let value = format!("{me}.{n};");
-        let (input, args): (_, Vec<String>) = match rng.rand_range(0..10) {
-            0..5 => (KvInput::get(key.clone()), vec!["GET".into(), key]),
-            5..7 => (
+        // SETs write an integer half of the time, so INCRBY both fails (on appended
+        // text, on "") and counts; DEL and INCRBY answer integers, which the model checks.
+        let by = rng.rand_range(0..5) as i64 - 2;
+        let (input, args): (_, Vec<String>) = match rng.rand_range(0..20) {
+            0..9 => (KvInput::get(key.clone()), vec!["GET".into(), key]),
+            9..11 => (
                 KvInput::put(key.clone(), value.clone()),
                 vec!["SET".into(), key, value],
             ),
-            _ => (
+            11..13 => {
+                let value = (n * 10 + me).to_string();
+                (
+                    KvInput::put(key.clone(), value.clone()),
+                    vec!["SET".into(), key, value],
+                )
+            }
+            13..15 => (
                 KvInput::append(key.clone(), value.clone()),
                 vec!["APPEND".into(), key, value],
             ),
+            15..19 => (
+                KvInput::incr(key.clone(), by),
+                vec!["INCRBY".into(), key, by.to_string()],
+            ),
+            _ => (KvInput::delete(key.clone()), vec!["DEL".into(), key]),
         };
+        let integer_reply = matches!(input, KvInput::Incr { .. } | KvInput::Delete { .. });
         let op = history.begin(id, input);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut out = BytesMut::new();
@@ -573,8 +589,17 @@ fn client_loop(
         let output = match reply {
             Some(Reply::Bulk(v)) => Some(String::from_utf8_lossy(&v).to_string()),
             Some(Reply::NullBulk) => Some(String::new()),
+            Some(Reply::Integer(n)) if integer_reply => Some(n.to_string()),
             Some(Reply::SimpleString(_) | Reply::Integer(_)) => Some(String::new()),
             Some(Reply::Error(e)) if e.starts_with(b"CLUSTERDOWN") => None,
+            // INCRBY on a value that is not an integer, or out of range: the model's "".
+            Some(Reply::Error(e))
+                if integer_reply
+                    && (e.starts_with(b"ERR value is not an integer")
+                        || e.starts_with(b"ERR increment or decrement would overflow")) =>
+            {
+                Some(String::new())
+            }
             Some(other) => panic!("unexpected reply {other:?}"),
             None => {
                 conn = None;
