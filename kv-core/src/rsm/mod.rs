@@ -418,7 +418,7 @@ where
             .field("applied", &self.applied)
             .field("sessions", &self.sessions.len())
             .field("pending", &self.pending.len())
-            .field("reads", &(self.reads.len() + self.ready_reads.len()))
+            .field("reads", &self.pending_queries())
             .field("halted", &self.halted)
             .field("stats", &self.stats)
             .finish_non_exhaustive()
@@ -521,7 +521,8 @@ impl<S: StateMachine, T> Rsm<S, T> {
 
     /// Number of queries waiting for a ReadIndex round or for the state to catch up.
     pub fn pending_queries(&self) -> usize {
-        self.reads.len() + self.ready_reads.len()
+        // A batch waits under one ReadIndex context: count its queries, not the batch.
+        self.reads.iter().map(SmallVec::len).sum::<usize>() + self.ready_reads.len()
     }
 
     /// A snapshot of the current state (session table and state machine), as the layer

@@ -267,6 +267,8 @@ fn a_query_batch_shares_one_read_index_round() {
     // One confirmation round: one heartbeat to each follower, not one per query.
     assert_eq!(c.net.len(), 2);
     assert!((2..=6).all(|t| c.reply(t).is_none()));
+    // Five queries wait (under one ReadIndex context).
+    assert_eq!(c.node(l).pending_queries(), 5);
     c.run_until(|c| (2..=6).all(|t| c.reply(t).is_some()));
     assert!((2..=6).all(|t| c.reply(t) == Some(&Ok(1))));
     // An empty batch does nothing; a follower refuses every query with a hint.

@@ -11,7 +11,6 @@ pub(crate) struct Waiting<V> {
     /// Context number of `slots[0]`.
     base: u64,
     slots: VecDeque<Option<V>>,
-    live: usize,
 }
 
 impl<V> Default for Waiting<V> {
@@ -19,7 +18,6 @@ impl<V> Default for Waiting<V> {
         Waiting {
             base: 0,
             slots: VecDeque::new(),
-            live: 0,
         }
     }
 }
@@ -29,7 +27,6 @@ impl<V> Waiting<V> {
     pub(crate) fn push(&mut self, v: V) -> u64 {
         let ctx = self.base + self.slots.len() as u64;
         self.slots.push_back(Some(v));
-        self.live += 1;
         ctx
     }
 
@@ -37,7 +34,6 @@ impl<V> Waiting<V> {
     pub(crate) fn take(&mut self, ctx: u64) -> Option<V> {
         let i = usize::try_from(ctx.checked_sub(self.base)?).ok()?;
         let v = self.slots.get_mut(i)?.take()?;
-        self.live -= 1;
         while matches!(self.slots.front(), Some(None)) {
             self.slots.pop_front();
             self.base += 1;
@@ -45,15 +41,14 @@ impl<V> Waiting<V> {
         Some(v)
     }
 
-    /// Number of values stored.
-    pub(crate) fn len(&self) -> usize {
-        self.live
+    /// The values stored, in context order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &V> + '_ {
+        self.slots.iter().flatten()
     }
 
     /// Removes every value (context numbers keep increasing).
     pub(crate) fn drain(&mut self) -> impl Iterator<Item = V> + '_ {
         self.base += self.slots.len() as u64;
-        self.live = 0;
         self.slots.drain(..).flatten()
     }
 }
@@ -71,7 +66,7 @@ mod tests {
         assert_eq!(w.take(b), Some('b'));
         assert_eq!(w.take(b), None);
         assert_eq!(w.take(a), Some('a'));
-        assert_eq!(w.len(), 1);
+        assert_eq!(w.iter().count(), 1);
         assert_eq!(w.take(99), None);
         let d = w.push('d');
         assert!(d > c);
