@@ -62,7 +62,7 @@ pub struct Report {
 
 pub use crate::client_program::{Event, Next, Program};
 
-/// Inputs to a clerk node.
+/// Inputs to a node: a clerk's (the first three), or a replica's.
 pub enum ClientInput {
     /// Run one operation (the tester calling the clerk directly).
     Do(Op),
@@ -70,6 +70,8 @@ pub enum ClientInput {
     Run(Box<dyn Program<Report>>),
     /// Ask the program to stop at its next opportunity.
     Stop,
+    /// To a replica: end this client's session ([`replica::Input::EndSession`]).
+    EndSession(u64),
 }
 
 impl fmt::Debug for ClientInput {
@@ -78,6 +80,7 @@ impl fmt::Debug for ClientInput {
             ClientInput::Do(op) => write!(f, "Do({op:?})"),
             ClientInput::Run(_) => f.write_str("Run(program)"),
             ClientInput::Stop => f.write_str("Stop"),
+            ClientInput::EndSession(client) => write!(f, "EndSession({client})"),
         }
     }
 }
@@ -252,8 +255,13 @@ impl stepwise_sim::Node for SimNode {
     }
 
     fn on_input(&mut self, now: Time, input: ClientInput, out: &mut Vec<Effect<Self>>) {
-        let SimNode::Client(c) = self else {
-            return;
+        let (c, input) = match (self, input) {
+            (SimNode::Replica(r), ClientInput::EndSession(client)) => {
+                r.run(replica::Input::EndSession { client }, out);
+                return;
+            }
+            (SimNode::Client(c), input) => (c, input),
+            _ => return,
         };
         match input {
             ClientInput::Do(op) => c.start(now, op, out),
@@ -265,6 +273,7 @@ impl stepwise_sim::Node for SimNode {
                 let step = c.driver.stop();
                 c.follow(now, step, out);
             }
+            ClientInput::EndSession(_) => {}
         }
     }
 
@@ -554,6 +563,27 @@ impl KvTester {
             .iter()
             .map(|ck| self.finished.remove(ck).expect("finished"))
             .collect()
+    }
+
+    /// Signals "done" to clerk `ck`'s program without waiting; [`KvTester::take_report`]
+    /// picks up its report once it stopped.
+    pub fn stop_program(&mut self, ck: NodeId) {
+        self.sim.input(ck, ClientInput::Stop);
+        self.drain();
+    }
+
+    /// The report of clerk `ck`'s program, if it stopped (taken once).
+    pub fn take_report(&mut self, ck: NodeId) -> Option<Report> {
+        self.finished.remove(&ck)
+    }
+
+    /// Asks every up replica to end `client`'s session (the leader proposes it, the
+    /// others ignore it).
+    pub fn end_session(&mut self, client: u64) {
+        for i in 0..self.nservers {
+            self.sim.input(i, ClientInput::EndSession(client));
+        }
+        self.drain();
     }
 
     /// The lab's SpawnClientsAndWait: run programs for `d`, then signal done and wait.
