@@ -27,16 +27,23 @@
 //! reads flag `0x02` as broken framing (skips the rest of that entry and counts it), so
 //! upgrade every replica before any client ends a session.
 //!
+//! Entries of format 1, which versions before the hand-written format wrote (postcard: a
+//! count, then `(session, command)` envelopes with the command in postcard), are still
+//! read ([`PostcardEntry`]), so a log persisted by such a version replays as it was
+//! applied then instead of being skipped as unreadable. Nothing writes them any more.
+//!
 //! Snapshot bodies are postcard.
 
 use bytes::Bytes;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use super::session::{Session, Sessions};
 
 /// Format byte of a command batch in a log entry.
 pub(crate) const ENTRY_FORMAT: u8 = 2;
+/// Format byte of a command batch as older versions wrote it (postcard envelopes).
+pub(crate) const ENTRY_FORMAT_POSTCARD: u8 = 1;
 /// Format byte of a snapshot.
 pub(crate) const SNAPSHOT_FORMAT: u8 = 1;
 
@@ -218,6 +225,55 @@ impl<'a> EntryReader<'a> {
     /// Whether bytes are left over after the last command (a malformed entry).
     pub(crate) fn has_trailing_bytes(&self) -> bool {
         self.remaining == 0 && !self.rest.is_empty()
+    }
+}
+
+/// One command of a format-1 entry.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Envelope<C> {
+    pub(crate) session: Option<Session>,
+    pub(crate) command: C,
+}
+
+/// Reads the commands of a format-1 entry (see the [module docs](self)), one at a time.
+pub(crate) struct PostcardEntry<'a> {
+    rest: &'a [u8],
+    remaining: u64,
+}
+
+impl<'a> PostcardEntry<'a> {
+    /// Opens a format-1 entry's payload, `None` if it is of another format.
+    pub(crate) fn open(data: &'a [u8]) -> Option<Result<Self, DecodeError>> {
+        let body = data.strip_prefix(&[ENTRY_FORMAT_POSTCARD])?;
+        Some(
+            postcard::take_from_bytes::<u64>(body)
+                .map(|(remaining, rest)| PostcardEntry { rest, remaining })
+                .map_err(malformed),
+        )
+    }
+
+    /// The next command, `None` after the last. A malformed command ends the entry
+    /// (postcard has no framing to skip it by).
+    pub(crate) fn next<C: Deserialize<'a>>(&mut self) -> Option<Result<Envelope<C>, DecodeError>> {
+        if self.remaining == 0 {
+            return None;
+        }
+        match postcard::take_from_bytes::<Envelope<C>>(self.rest) {
+            Ok((envelope, rest)) => {
+                self.rest = rest;
+                self.remaining -= 1;
+                Some(Ok(envelope))
+            }
+            Err(e) => {
+                self.remaining = 0;
+                Some(Err(malformed(e)))
+            }
+        }
+    }
+
+    /// Whether bytes are left over after the last command (a malformed entry).
+    pub(crate) fn has_trailing_bytes(&self) -> bool {
+        !self.rest.is_empty()
     }
 }
 

@@ -134,7 +134,8 @@ pub use codec::{DecodeError, postcard_decode, postcard_encode};
 pub use session::{Seen, Session, SessionEntry, Sessions};
 
 use codec::{
-    EntryReader, Frame, decode_snapshot, encode_end_session, encode_entry, encode_snapshot,
+    EntryReader, Frame, PostcardEntry, decode_snapshot, encode_end_session, encode_entry,
+    encode_snapshot,
 };
 use log_size::LogSize;
 use waiting::Waiting;
@@ -156,6 +157,8 @@ pub trait StateMachine {
     /// A command that changes the state. Goes through the Raft log.
     type Command: Serialize;
     /// A command as read back from the log, possibly borrowing from the entry's bytes.
+    /// `Deserialize` (postcard) is the default [`StateMachine::decode_command`] and how
+    /// entries of the older format 1 are read back (see the codec's docs).
     type Decoded<'a>: Deserialize<'a>;
     /// A read-only query, answered from local state after a ReadIndex round.
     type Query;
@@ -817,6 +820,10 @@ impl<S: StateMachine, T> Rsm<S, T> {
         mut tags: Option<&mut [Option<T>]>,
         out: &mut Vec<Action<S::Output, T>>,
     ) {
+        if let Some(old) = PostcardEntry::open(data) {
+            self.apply_postcard_entry(old, tags, out);
+            return;
+        }
         let mut reader = match EntryReader::open(data) {
             Ok(r) => r,
             Err(_) => {
@@ -852,34 +859,75 @@ impl<S: StateMachine, T> Rsm<S, T> {
                     continue;
                 }
             };
-            let result = match session {
-                None => Ok(self.sm.apply(command)),
-                Some(s) => match self.sessions.check(s) {
-                    Seen::New => {
-                        let output = self.sm.apply(command);
-                        self.sessions.record(s, output.clone());
-                        Ok(output)
-                    }
-                    Seen::Done(o) => {
-                        self.stats.duplicates += 1;
-                        Ok(o.clone())
-                    }
-                    Seen::Stale => {
-                        self.stats.duplicates += 1;
-                        Err(SubmitError::Stale)
-                    }
-                },
-            };
-            if let Some(tag) = tags
-                .as_deref_mut()
-                .and_then(|t| t.get_mut(k_now))
-                .and_then(Option::take)
-            {
-                out.push(Action::Reply { tag, result });
-            }
+            self.apply_command(session, command, tags.as_deref_mut(), k_now, out);
         }
         if reader.has_trailing_bytes() {
             self.stats.bad_entries += 1;
+        }
+    }
+
+    /// Applies an entry of the older format 1 (see the codec's docs) as it was applied
+    /// then: a malformed command ends the entry, trailing bytes are counted.
+    fn apply_postcard_entry(
+        &mut self,
+        entry: Result<PostcardEntry<'_>, DecodeError>,
+        mut tags: Option<&mut [Option<T>]>,
+        out: &mut Vec<Action<S::Output, T>>,
+    ) {
+        let Ok(mut reader) = entry else {
+            self.stats.bad_entries += 1;
+            return;
+        };
+        let mut k = 0;
+        while let Some(next) = reader.next::<S::Decoded<'_>>() {
+            let Ok(envelope) = next else {
+                self.stats.bad_entries += 1;
+                return;
+            };
+            self.apply_command(
+                envelope.session,
+                envelope.command,
+                tags.as_deref_mut(),
+                k,
+                out,
+            );
+            k += 1;
+        }
+        if reader.has_trailing_bytes() {
+            self.stats.bad_entries += 1;
+        }
+    }
+
+    /// Applies one decoded command (once per session) and answers its tag, the `k`th of
+    /// the entry's proposal if this replica proposed it.
+    fn apply_command(
+        &mut self,
+        session: Option<Session>,
+        command: S::Decoded<'_>,
+        tags: Option<&mut [Option<T>]>,
+        k: usize,
+        out: &mut Vec<Action<S::Output, T>>,
+    ) {
+        let result = match session {
+            None => Ok(self.sm.apply(command)),
+            Some(s) => match self.sessions.check(s) {
+                Seen::New => {
+                    let output = self.sm.apply(command);
+                    self.sessions.record(s, output.clone());
+                    Ok(output)
+                }
+                Seen::Done(o) => {
+                    self.stats.duplicates += 1;
+                    Ok(o.clone())
+                }
+                Seen::Stale => {
+                    self.stats.duplicates += 1;
+                    Err(SubmitError::Stale)
+                }
+            },
+        };
+        if let Some(tag) = tags.and_then(|t| t.get_mut(k)).and_then(Option::take) {
+            out.push(Action::Reply { tag, result });
         }
     }
 

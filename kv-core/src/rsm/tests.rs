@@ -650,3 +650,44 @@ fn a_malformed_end_session_entry_is_skipped_and_counted() {
     assert_eq!(rsm.stats().sessions_ended, 1);
     assert!(rsm.sessions().is_empty());
 }
+
+#[test]
+fn entries_of_the_older_postcard_format_still_apply() {
+    // A log persisted by a version that wrote entries as format 1: postcard, a count and
+    // then (session, command) envelopes. Replayed after an upgrade, its commands must
+    // apply as they did then, not be skipped as unreadable.
+    let mut old = vec![1u8];
+    old = postcard::to_extend(&3u64, old).unwrap();
+    let seven = Some(Session { client: 7, seq: 1 });
+    for (session, cmd) in [(seven, Cmd::Inc), (None, Cmd::Inc), (seven, Cmd::Inc)] {
+        old = postcard::to_extend(&(session, cmd), old).unwrap();
+    }
+    // Malformed old entries: a truncated envelope ends the entry (the commands before it
+    // apply), trailing bytes are counted; both as that version did.
+    let mut truncated = vec![1u8, 2];
+    truncated = postcard::to_extend(&(None::<Session>, Cmd::Inc), truncated).unwrap();
+    truncated.push(1); // a session flag with no session
+    let mut trailing = vec![1u8, 1];
+    trailing = postcard::to_extend(&(None::<Session>, Cmd::Inc), trailing).unwrap();
+    trailing.push(0);
+    let mut disk = Persisted::default();
+    disk.hard_state.term = 1;
+    for (k, data) in [old, truncated, trailing].into_iter().enumerate() {
+        disk.entries.push(stepwise_raft::Entry {
+            term: 1,
+            index: k as u64 + 1,
+            payload: Payload::Command(Bytes::from(data)),
+        });
+    }
+    let mut rsm: Rsm<Counter, u64> =
+        Rsm::restore(config(0, 1, None), disk, Counter::default()).unwrap();
+    for _ in 0..200 {
+        rsm.step(Input::Tick);
+    }
+    assert!(rsm.is_leader() && rsm.applied_index() > 3);
+    // The retry of client 7's seq 1 was a duplicate then, and is one now.
+    assert_eq!(rsm.state().n, 4);
+    assert_eq!(rsm.stats().duplicates, 1);
+    assert_eq!(rsm.sessions().get(7).map(|e| e.seq), Some(1));
+    assert_eq!(rsm.stats().bad_entries, 2);
+}
