@@ -7,10 +7,13 @@
 //!   [`StateMachine`] into a replicated service on a [`stepwise_raft::Node`]: submit a
 //!   command and learn its output once it is committed and applied; client
 //!   [`Session`]s make retried commands execute exactly once (the session table is part of
-//!   the snapshot); read-only queries are served linearizably through Raft's ReadIndex,
-//!   without going through the log; snapshots are taken automatically when the persisted
-//!   Raft state grows past [`RsmConfig::max_raft_state`] and restored on restart or
-//!   InstallSnapshot; a command that cannot commit here gets a clean
+//!   the snapshot), and a client that will never send again can have its session ended
+//!   (`rsm::Input::EndSession`, through the log, so the table does not grow forever);
+//!   read-only queries are served linearizably through Raft's ReadIndex (one round for a
+//!   whole batch), without going through the log; snapshots are taken automatically when
+//!   the persisted Raft state grows past [`RsmConfig::max_raft_state`] or on demand
+//!   (`rsm::Input::Compact`), and restored on restart or InstallSnapshot; a command that
+//!   cannot commit here gets a clean
 //!   [`SubmitError::NotLeader`](rsm::SubmitError::NotLeader). The KV service below and the
 //!   sharded services are state machines plugged into this one layer.
 //! * [`kv`]: the key/value state machine [`Kv`]: Get, Put (versioned as in the 2025 lab, or
@@ -129,13 +132,14 @@
 //!   (2025, plus the 2020-2024 variants) on the deterministic simulator, with the lab's
 //!   parameters and thresholds in virtual time and a linearizability check of the whole
 //!   history; and randomized fault schedules (200 seeds by default) checking
-//!   linearizability and that no acknowledged write is lost or applied twice.
+//!   linearizability, that no acknowledged write is lost or applied twice, and that
+//!   sessions ended under faults leave the same session table on every replica.
 //!   `STEPWISE_SEEDS=<n>` runs more seeds; a failing seed prints its replay command.
 //! * `tests/kvsrv_memory.rs`: the single-server memory bounds, measured with a counting
 //!   allocator.
 //! * `tests/fuzz.rs`: arbitrary peer messages, requests and replies never panic.
-//! * `benches/kv.rs`: throughput and latency of three replicas and N clerks in one thread
-//!   (see `docs/PERFORMANCE.md` in the repository).
+//! * `benches/kv/`: throughput and latency of three replicas and N clerks, in one thread
+//!   or a thread per replica (see `docs/PERFORMANCE.md` in the repository).
 #![forbid(unsafe_code)]
 
 pub mod clerk;
