@@ -40,6 +40,17 @@ pub enum Input {
         /// The service's serialized state.
         data: Bytes,
     },
+    /// With [`Config::durable_reports`](crate::Config::durable_reports): every persistence
+    /// action carried out so far is durable, and the log's entry at `index` has `term` (the
+    /// last entry the adapter appended). The leader counts its own log toward a commit up
+    /// to here. A report about entries since overwritten (the term differs) is ignored; so
+    /// is every report without `durable_reports`.
+    LogDurable {
+        /// The last durable log index.
+        index: Index,
+        /// The term of the entry at `index`.
+        term: Term,
+    },
 }
 
 /// What the adapter must do, in order.

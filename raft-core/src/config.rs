@@ -36,6 +36,16 @@ pub struct Config {
     pub pre_vote: bool,
     /// Seed for the election-timeout jitter. Same seed, same run.
     pub seed: u64,
+    /// Whether the adapter reports how far its log is durable ([`Input::LogDurable`]).
+    /// Off (the default): the leader counts its whole log toward a commit, so the adapter
+    /// must not step a follower's acknowledgement before the leader's own appends are
+    /// durable. On: the leader counts its own log only up to the last reported index, so
+    /// the adapter may keep stepping (acknowledgements included) while its sync runs, and
+    /// an entry commits as soon as a majority, leader or not, holds it durably (Raft thesis
+    /// 10.2.1; etcd's asynchronous storage writes).
+    ///
+    /// [`Input::LogDurable`]: crate::Input::LogDurable
+    pub durable_reports: bool,
 }
 
 impl Config {
@@ -54,6 +64,7 @@ impl Config {
             check_quorum: true,
             pre_vote: true,
             seed: 0,
+            durable_reports: false,
         }
     }
 

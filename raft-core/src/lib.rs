@@ -57,6 +57,13 @@
 //! batch that follows a persistence action (group commit). [`Persisted::apply`] is the
 //! reference semantics of the persistence actions.
 //!
+//! One relaxation is opt-in. With [`Config::durable_reports`] the adapter tells the node
+//! how far its log is durable with [`Input::LogDurable`] after each sync, and may go on
+//! stepping inputs, peers' acknowledgements included, while a sync runs: the leader then
+//! counts its own log toward a commit only up to the last report, so an entry commits
+//! once a majority holds it durably, with or without the leader (Raft thesis 10.2.1).
+//! Messages still wait for the persistence actions before them, as above.
+//!
 //! ## Restart
 //!
 //! Restart is a constructor: [`Node::restore`] with the [`Persisted`] state. The service

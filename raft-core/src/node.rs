@@ -78,6 +78,9 @@ pub struct Node {
     snapshot: Option<Snapshot>,
     commit: Index,
     applied: Index,
+    /// The highest log index known durable (only maintained with
+    /// `Config::durable_reports`; at most the last index).
+    durable: Index,
     role: RoleState,
     leader: Option<NodeId>,
     election_elapsed: u32,
@@ -123,6 +126,7 @@ impl Node {
             .collect();
         peers.sort_unstable();
         let base = log.snapshot_meta().index;
+        let restored_last = log.last_index();
         let mut node = Node {
             rng: oorandom::Rand64::new(u128::from(config.seed) ^ (u128::from(config.id) << 64)),
             peers,
@@ -132,6 +136,8 @@ impl Node {
             snapshot: persisted.snapshot,
             commit: base,
             applied: base,
+            // Everything restored was read back from stable storage.
+            durable: restored_last,
             role: RoleState::Follower,
             leader: None,
             election_elapsed: 0,
@@ -163,6 +169,7 @@ impl Node {
             Input::ProposeBatch(batch) => self.propose_batch(batch, out),
             Input::ReadIndex { ctx } => self.read_index(ctx, out),
             Input::Snapshot { index, data } => self.take_snapshot(index, data, out),
+            Input::LogDurable { index, term } => self.log_durable(index, term, out),
         }
         if self.announced != (self.term, self.leader) {
             self.announced = (self.term, self.leader);
@@ -770,6 +777,7 @@ impl Node {
                                 return;
                             }
                             self.log.truncate_from(e.index);
+                            self.durable = self.durable.min(e.index - 1);
                             out.push(Action::TruncateLog { from: e.index });
                             start = k;
                         }
@@ -898,7 +906,7 @@ impl Node {
         };
         let mut matched: smallvec::SmallVec<[Index; 8]> =
             l.progress.iter().map(|p| p.match_index).collect();
-        matched.push(self.log.last_index());
+        matched.push(self.own_match());
         let q = quorum_index(&mut matched);
         if q > self.commit && self.log.term_at(q) == Some(self.term) {
             let first_in_term = self.log.term_at(self.commit) != Some(self.term);
@@ -908,6 +916,29 @@ impl Node {
                 // Reads wait until the leader has committed an entry of its own term.
                 self.check_reads(out);
             }
+        }
+    }
+
+    /// How much of its own log the leader counts toward a commit.
+    fn own_match(&self) -> Index {
+        if self.cfg.durable_reports {
+            self.durable.min(self.log.last_index())
+        } else {
+            self.log.last_index()
+        }
+    }
+
+    /// The adapter's report that the log is durable through `index` (entry term `term`).
+    fn log_durable(&mut self, index: Index, term: Term, out: &mut Vec<Action>) {
+        let current =
+            index <= self.log.snapshot_meta().index || self.log.term_at(index) == Some(term);
+        if !self.cfg.durable_reports || !current || index > self.log.last_index() {
+            self.stats.ignored_inputs += 1;
+            return;
+        }
+        if index > self.durable {
+            self.durable = index;
+            self.maybe_commit(out);
         }
     }
 
@@ -962,6 +993,8 @@ impl Node {
         }
         if meta.index > self.commit {
             self.log.compact_to(meta);
+            // A log the snapshot replaced held nothing durable past it.
+            self.durable = self.durable.min(self.log.last_index());
             self.commit = meta.index;
             self.applied = meta.index;
             self.snapshot = Some(snapshot.clone());

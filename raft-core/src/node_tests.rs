@@ -505,6 +505,107 @@ fn leader_commits_with_a_majority_and_applies() {
     assert_eq!(node.commit_index(), 2);
 }
 
+fn applied_indexes(out: &[Action]) -> Vec<Index> {
+    out.iter()
+        .filter_map(|a| match a {
+            Action::Apply(e) => Some(e.index),
+            _ => None,
+        })
+        .collect()
+}
+
+fn ack(node: &mut Node, from: NodeId, match_index: Index) -> Vec<Action> {
+    recv(
+        node,
+        from,
+        Message::AppendReply {
+            term: node.term(),
+            result: AppendResult::Success { match_index },
+            seq: 1,
+        },
+    )
+}
+
+/// Thesis 10.2.1 with `durable_reports`: the leader counts its own log only as far as the
+/// adapter reported it durable, so one follower's acknowledgement is not a majority until
+/// the leader's report arrives, while two followers are a majority on their own.
+#[test]
+fn with_durable_reports_the_leader_counts_only_its_durable_log() {
+    let mut cfg = config(1);
+    cfg.durable_reports = true;
+    let mut node = Node::new(cfg).unwrap();
+    elect(&mut node);
+    node.step(Input::Propose(Bytes::from_static(b"p")));
+    // One follower holds 1..=2, the leader reported nothing yet: no commit.
+    assert!(applied_indexes(&ack(&mut node, 2, 2)).is_empty());
+    assert_eq!(node.commit_index(), 0);
+    // A report about an entry that is not in the log is ignored.
+    let ignored = node.stats().ignored_inputs;
+    assert!(
+        node.step(Input::LogDurable { index: 2, term: 9 })
+            .is_empty()
+    );
+    assert_eq!(node.stats().ignored_inputs, ignored + 1);
+    // The leader's copy of the no-op is durable: 1 commits (leader + follower 2).
+    assert_eq!(
+        applied_indexes(&node.step(Input::LogDurable { index: 1, term: 1 })),
+        [1]
+    );
+    // The second follower's acknowledgement makes 2 a majority without the leader.
+    assert_eq!(applied_indexes(&ack(&mut node, 3, 2)), [2]);
+    assert_eq!(node.commit_index(), 2);
+    // A later report changes nothing already committed.
+    assert!(applied_indexes(&node.step(Input::LogDurable { index: 2, term: 1 })).is_empty());
+}
+
+/// Without `durable_reports` a report is misuse and ignored; the leader counts its whole
+/// log (the adapter syncs before it steps acknowledgements).
+#[test]
+fn without_durable_reports_a_report_is_ignored() {
+    let mut node = Node::new(config(1)).unwrap();
+    elect(&mut node);
+    node.step(Input::Propose(Bytes::from_static(b"p")));
+    assert!(
+        node.step(Input::LogDurable { index: 2, term: 1 })
+            .is_empty()
+    );
+    assert_eq!(node.stats().ignored_inputs, 1);
+    assert_eq!(applied_indexes(&ack(&mut node, 2, 2)), [1, 2]);
+}
+
+/// A follower whose log is cut back forgets durability past the cut, so entries it
+/// appends later do not count as durable on a report about the old ones.
+#[test]
+fn truncation_lowers_the_durable_index() {
+    let mut cfg = config(2);
+    cfg.durable_reports = true;
+    let mut node = Node::new(cfg).unwrap();
+    let append = |term, prev_index, prev_term, entries| Message::AppendEntries {
+        term,
+        prev_index,
+        prev_term,
+        entries,
+        commit: 0,
+        seq: 1,
+    };
+    recv(
+        &mut node,
+        1,
+        append(1, 0, 0, vec![entry(1, 1, "a"), entry(2, 1, "b")]),
+    );
+    assert!(
+        node.step(Input::LogDurable { index: 2, term: 1 })
+            .is_empty()
+    );
+    // Leader 3 of term 2 overwrites index 2.
+    recv(&mut node, 3, append(2, 1, 1, vec![entry(2, 2, "c")]));
+    // The old report's entry is gone: ignored.
+    let ignored = node.stats().ignored_inputs;
+    node.step(Input::LogDurable { index: 2, term: 1 });
+    assert_eq!(node.stats().ignored_inputs, ignored + 1);
+    assert_eq!(node.durable, 1);
+}
+
 /// Thesis 6.4: a read is confirmed by a heartbeat round acknowledged by a majority, and
 /// carries the commit index at the time it was asked.
 #[test]
@@ -697,6 +798,10 @@ impl Arbitrary for AnyInput {
                 index: small(g),
                 data: Bytes::from_static(b"s"),
             },
+            5 => Input::LogDurable {
+                index: small(g),
+                term: small(g),
+            },
             _ => {
                 let term = small(g);
                 let msg = match u8::arbitrary(g) % 6 {
@@ -770,9 +875,11 @@ impl Arbitrary for AnyInput {
 /// order).
 #[test]
 fn prop_no_input_panics_or_breaks_invariants() {
-    fn prop(inputs: Vec<AnyInput>, single: bool) -> bool {
+    fn prop(inputs: Vec<AnyInput>, single: bool, durable_reports: bool) -> bool {
         let members: Vec<u64> = if single { vec![1] } else { vec![1, 2, 3] };
-        let mut node = Node::new(Config::new(1, members).with_seed(3)).unwrap();
+        let mut cfg = Config::new(1, members).with_seed(3);
+        cfg.durable_reports = durable_reports;
+        let mut node = Node::new(cfg).unwrap();
         let mut last_applied = 0;
         for AnyInput(input) in inputs {
             for a in node.step(input) {
@@ -788,6 +895,7 @@ fn prop_no_input_panics_or_breaks_invariants() {
                 }
             }
             if node.commit_index() > node.log().last_index()
+                || node.durable > node.log().last_index()
                 || node.applied_index() > node.commit_index()
                 || node.applied_index() != last_applied
             {
@@ -799,7 +907,7 @@ fn prop_no_input_panics_or_breaks_invariants() {
     QuickCheck::new()
         .rng(Gen::from_size_and_seed(200, 0x5eed_0003))
         .tests(2000)
-        .quickcheck(prop as fn(Vec<AnyInput>, bool) -> bool);
+        .quickcheck(prop as fn(Vec<AnyInput>, bool, bool) -> bool);
 }
 
 /// A batch of proposals becomes consecutive entries in one persistence action, with one

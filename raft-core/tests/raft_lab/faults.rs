@@ -20,12 +20,23 @@ fn random_net(t: &mut Tester) -> NetConfig {
 }
 
 fn schedule(seed: u64) {
+    schedule_with(seed, false);
+}
+
+/// The same schedules with `Config::durable_reports`: nodes report their log durable one
+/// event late, so leaders commit on their followers' copies before their own.
+fn schedule_durable_reports(seed: u64) {
+    schedule_with(seed, true);
+}
+
+fn schedule_with(seed: u64, durable_reports: bool) {
     let n = 5;
     let mut t = Tester::with_config(n, NetConfig::reliable(), seed, true, move |id, s| {
         let mut c = Config::new(id as u64, (0..n as u64).collect::<Vec<_>>()).with_seed(s);
         // Small batches and windows so that pipelining, probing and snapshots all happen.
         c.max_append_entries = 4;
         c.max_inflight = 3;
+        c.durable_reports = durable_reports;
         c
     });
     t.check_invariants_each_event(true);
@@ -106,4 +117,10 @@ fn schedule(seed: u64) {
 #[test]
 fn random_fault_schedules() {
     sim_seeds!(FAULT_SEEDS, schedule);
+}
+
+/// Many seeds of random faults with late durability reports.
+#[test]
+fn random_fault_schedules_with_durable_reports() {
+    sim_seeds!(FAULT_SEEDS / 2, schedule_durable_reports);
 }

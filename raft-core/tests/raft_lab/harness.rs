@@ -67,6 +67,11 @@ pub struct Server {
     /// per-server RPC count measures.
     pub requests_received: u64,
     actions: Vec<Action>,
+    /// With `Config::durable_reports`: the log position to report durable at the next
+    /// event, after that event's input (so acknowledgements can overtake the report, as
+    /// when a real adapter steps them while its sync runs; the simulator's writes are
+    /// durable at once, so a late report is always true).
+    late_durable: Option<(Index, Term)>,
 }
 
 impl Server {
@@ -82,10 +87,22 @@ impl Server {
             cmds,
             requests_received: 0,
             actions: Vec::new(),
+            late_durable: None,
         }
     }
 
     fn run(&mut self, input: Input, out: &mut Vec<Effect<Server>>) {
+        self.step(input, out);
+        if self.raft.config().durable_reports {
+            if let Some((index, term)) = self.late_durable.take() {
+                self.step(Input::LogDurable { index, term }, out);
+            }
+            let log = self.raft.log();
+            self.late_durable = Some((log.last_index(), log.last_term()));
+        }
+    }
+
+    fn step(&mut self, input: Input, out: &mut Vec<Effect<Server>>) {
         let mut actions = std::mem::take(&mut self.actions);
         actions.clear();
         self.raft.step_into(input, &mut actions);
