@@ -69,6 +69,14 @@ pub enum Input {
         /// The message.
         msg: Message,
     },
+    /// The adapter's log is durable through `index` (entry term `term`): see
+    /// [`rsm::Input::LogDurable`].
+    LogDurable {
+        /// The last durable log index.
+        index: stepwise_raft::Index,
+        /// The term of the entry at `index`.
+        term: stepwise_raft::Term,
+    },
     /// A client's request; the reply goes back to `from`.
     Request {
         /// The client's address.
@@ -77,7 +85,11 @@ pub enum Input {
         request: Request,
     },
     /// Several requests that arrived together: their writes share one log entry (one
-    /// Raft round), each gets its own reply.
+    /// Raft round), their reads one ReadIndex round, each gets its own reply. The
+    /// requests of a batch are taken as concurrent: its reads are served from the state
+    /// before its writes, so a client that needs to read its own write waits for the
+    /// write's reply first (as the [`Clerk`](crate::clerk::Clerk) and kv-server's
+    /// connections do).
     Requests(Vec<(u64, Request)>),
     /// End the session of the client that tagged its writes with `client`
     /// ([`Session::client`](crate::rsm::Session)), so the replicated session table does not
@@ -257,6 +269,9 @@ impl Replica {
                 }
             }
             Input::EndSession { client } => self.rsm_step(rsm::Input::EndSession { client }, out),
+            Input::LogDurable { index, term } => {
+                self.rsm_step(rsm::Input::LogDurable { index, term }, out)
+            }
         }
     }
 

@@ -323,6 +323,15 @@ pub enum Input<C, Q, T> {
     /// persists it ([`Action::Persist`] of a `SaveSnapshot`) and compacts its log; else do
     /// nothing. Independent of [`RsmConfig::max_raft_state`]. Local: no reply, no message.
     Compact,
+    /// The adapter's report that its log is durable through `index` (whose entry has
+    /// `term`), passed to Raft as [`stepwise_raft::Input::LogDurable`]; only meaningful
+    /// with [`Config::durable_reports`](stepwise_raft::Config::durable_reports).
+    LogDurable {
+        /// The last durable log index.
+        index: Index,
+        /// The term of the entry at `index`.
+        term: Term,
+    },
 }
 
 /// What the adapter must do, in order (see the [module docs](self)).
@@ -555,6 +564,9 @@ impl<S: StateMachine, T> Rsm<S, T> {
         }
         match input {
             Input::Tick => self.raft_step(RaftInput::Tick, out),
+            Input::LogDurable { index, term } => {
+                self.raft_step(RaftInput::LogDurable { index, term }, out)
+            }
             Input::Receive { from, msg } => self.raft_step(RaftInput::Receive { from, msg }, out),
             Input::Submit(sub) => self.submit(std::iter::once(sub), 1, out),
             Input::SubmitBatch(subs) => {
@@ -597,7 +609,11 @@ impl<S: StateMachine, T> Rsm<S, T> {
     ) {
         let err = Err(SubmitError::NotLeader { leader: None });
         match input {
-            Input::Tick | Input::Receive { .. } | Input::EndSession { .. } | Input::Compact => {}
+            Input::Tick
+            | Input::Receive { .. }
+            | Input::EndSession { .. }
+            | Input::Compact
+            | Input::LogDurable { .. } => {}
             Input::Submit(sub) => out.push(Action::Reply {
                 tag: sub.tag,
                 result: err,

@@ -468,6 +468,33 @@ fn malformed_entries_are_skipped_and_counted() {
 }
 
 #[test]
+fn with_durable_reports_a_command_is_answered_once_its_entry_is_reported_durable() {
+    let mut cfg = config(0, 1, None);
+    cfg.raft.durable_reports = true;
+    let mut rsm: Rsm<Counter, u64> = Rsm::new(cfg, Counter::default()).unwrap();
+    let replies = |rsm: &mut Rsm<Counter, u64>, input| -> Vec<_> {
+        rsm.step(input)
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::Reply { tag, result } => Some((tag, result)),
+                _ => None,
+            })
+            .collect()
+    };
+    while !rsm.is_leader() {
+        replies(&mut rsm, Input::Tick);
+    }
+    // A one-member cluster: the leader's own durable copy is the majority.
+    assert!(replies(&mut rsm, sub(1, Cmd::Inc)).is_empty());
+    let log = rsm.raft().log();
+    let (index, term) = (log.last_index(), log.last_term());
+    assert_eq!(
+        replies(&mut rsm, Input::LogDurable { index, term }),
+        [(1, Ok(1))]
+    );
+}
+
+#[test]
 fn configs_without_leader_noop_are_refused() {
     let mut cfg = config(0, 1, None);
     cfg.raft.leader_noop = false;
