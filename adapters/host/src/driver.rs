@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use stepwise_raft::{Action, AppendResult, Index, Message, NodeId};
+use stepwise_raft::{Action, AppendResult, Index, Message, NodeId, Term};
 
 use crate::machine::{HostAction, HostInput, Machine};
 use crate::storage::{Storage, SyncJob};
@@ -108,6 +108,10 @@ pub struct Driver<M: Machine, S: Storage> {
     /// started, and by the sync in flight; the log is durable below both.
     pending_first: Option<Index>,
     inflight_first: Option<Index>,
+    /// The last entry appended since the last sync started, and the one the sync in
+    /// flight covers: reported to the machine once durable ([`Machine::log_durable`]).
+    pending_last: Option<(Index, Term)>,
+    inflight_last: Option<(Index, Term)>,
     stats: DriverStats,
 }
 
@@ -127,6 +131,8 @@ impl<M: Machine, S: Storage> Driver<M, S> {
             dirty: false,
             pending_first: None,
             inflight_first: None,
+            pending_last: None,
+            inflight_last: None,
             stats: DriverStats::default(),
         }
     }
@@ -166,18 +172,31 @@ impl<M: Machine, S: Storage> Driver<M, S> {
     ///
     /// A storage error; the batch is then dropped unsent.
     pub fn flush(&mut self, outlet: &mut impl Outlet<M::Event>) -> Result<(), S::Error> {
-        self.end_batch();
-        if self.batch.is_empty() {
-            return Ok(());
+        loop {
+            self.end_batch();
+            if self.batch.is_empty() {
+                return Ok(());
+            }
+            self.stats.batches += 1;
+            self.send_early(outlet, true);
+            if let Err(e) = self.persist() {
+                self.rest.clear();
+                return Err(e);
+            }
+            self.release_rest(outlet);
+            // What the durability report makes the machine do is a batch of its own.
+            let last = self.pending_last.take();
+            self.report_durable(last);
         }
-        self.stats.batches += 1;
-        self.send_early(outlet, true);
-        if let Err(e) = self.persist() {
-            self.rest.clear();
-            return Err(e);
+    }
+
+    /// Tells the machine how far its log is durable (if it takes such reports).
+    fn report_durable(&mut self, last: Option<(Index, Term)>) {
+        if let Some((index, term)) = last
+            && self.machine.takes_durable_reports()
+        {
+            self.machine.log_durable(index, term, &mut self.batch);
         }
-        self.release_rest(outlet);
-        Ok(())
     }
 
     /// Pass 0 of `flush`: moves the batch into `rest`, handing to the outlet on the way
@@ -230,6 +249,11 @@ impl<M: Machine, S: Storage> Driver<M, S> {
         let mut applied = false;
         for action in &self.rest {
             if let HostAction::Persist(action) = action {
+                if let Action::AppendLog(entries) = action
+                    && let Some(last) = entries.last()
+                {
+                    self.pending_last = Some((last.index, last.term));
+                }
                 if self.storage.apply(action)? {
                     self.stats.persisted += 1;
                     applied = true;
@@ -265,21 +289,22 @@ impl<M: Machine, S: Storage> Driver<M, S> {
     /// commit only with a durable copy, as the Raft thesis (section 10.2.1) requires
     /// when the leader sends before its own sync.
     pub fn step_pipelined(&mut self, input: HostInput<M::Request>) {
-        let wait = match &input {
-            HostInput::Receive {
-                msg:
-                    Message::AppendReply {
-                        result: AppendResult::Success { match_index },
-                        ..
-                    },
-                ..
-            } => !self.durable_through(*match_index),
-            HostInput::Receive {
-                msg: Message::SnapshotReply { .. },
-                ..
-            } => true,
-            _ => false,
-        };
+        let wait = !self.machine.takes_durable_reports()
+            && match &input {
+                HostInput::Receive {
+                    msg:
+                        Message::AppendReply {
+                            result: AppendResult::Success { match_index },
+                            ..
+                        },
+                    ..
+                } => !self.durable_through(*match_index),
+                HostInput::Receive {
+                    msg: Message::SnapshotReply { .. },
+                    ..
+                } => true,
+                _ => false,
+            };
         if wait {
             let needed = self.covering_sync();
             if needed > self.done {
@@ -345,6 +370,7 @@ impl<M: Machine, S: Storage> Driver<M, S> {
             self.started += 1;
             self.dirty = false;
             self.inflight_first = self.pending_first.take();
+            self.inflight_last = self.pending_last.take();
             self.stats.syncs += 1;
             match self.storage.start_sync() {
                 Ok(Some(job)) => return Ok(Some(job)),
@@ -364,6 +390,8 @@ impl<M: Machine, S: Storage> Driver<M, S> {
     pub fn synced(&mut self, outlet: &mut impl Outlet<M::Event>) {
         self.done = self.started;
         self.inflight_first = None;
+        let last = self.inflight_last.take();
+        self.report_durable(last);
         while self.held.front().is_some_and(|(n, _)| *n <= self.done) {
             let (_, actions) = self.held.pop_front().expect("checked just above");
             self.rest = actions;
@@ -413,6 +441,11 @@ impl<M: Machine, S: Storage> Driver<M, S> {
                 };
                 if let Some(first) = first {
                     self.pending_first = Some(self.pending_first.map_or(first, |p| p.min(first)));
+                }
+                if let Action::AppendLog(entries) = action
+                    && let Some(last) = entries.last()
+                {
+                    self.pending_last = Some((last.index, last.term));
                 }
                 if self.storage.apply(action)? {
                     self.stats.persisted += 1;

@@ -2,7 +2,7 @@
 //! Raft [`Node`].
 
 use bytes::Bytes;
-use stepwise_raft::{Action, Index, Input, Message, Node, NodeId};
+use stepwise_raft::{Action, Index, Input, Message, Node, NodeId, Term};
 
 /// What a runtime feeds a [`Machine`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,6 +84,23 @@ pub trait Machine: Send + 'static {
     fn overlap_sync(&self) -> bool {
         true
     }
+
+    /// Whether the machine takes durability reports ([`log_durable`](Machine::log_durable);
+    /// Raft's [`Config::durable_reports`](stepwise_raft::Config::durable_reports)). Then
+    /// its leader counts its own log toward a commit only as far as reported, so the
+    /// [`Driver`](crate::Driver) steps acknowledgements at once even while a sync runs.
+    /// Default `false`.
+    fn takes_durable_reports(&self) -> bool {
+        false
+    }
+
+    /// Everything persisted so far is durable, and the log's last appended entry is
+    /// `index` with `term` (Raft's `Input::LogDurable`). Called by the
+    /// [`Driver`](crate::Driver) after each sync that covered appended entries, if
+    /// [`takes_durable_reports`](Machine::takes_durable_reports). Default: nothing.
+    fn log_durable(&mut self, index: Index, term: Term, out: &mut Vec<HostAction<Self::Event>>) {
+        let _ = (index, term, out);
+    }
 }
 
 /// A request to a bare Raft [`Node`]: the service inputs of [`Input`].
@@ -150,8 +167,27 @@ impl Machine for Node {
     type Event = Action;
 
     fn step(&mut self, input: HostInput<RaftRequest>, out: &mut Vec<HostAction<Action>>) {
+        self.step_raft(input.into(), out);
+    }
+
+    fn takes_durable_reports(&self) -> bool {
+        self.config().durable_reports
+    }
+
+    fn log_durable(&mut self, index: Index, term: Term, out: &mut Vec<HostAction<Action>>) {
+        self.step_raft(Input::LogDurable { index, term }, out);
+    }
+}
+
+/// Steps a bare Raft node and sorts its actions (see [`pass_through`]).
+trait StepRaft {
+    fn step_raft(&mut self, input: Input, out: &mut Vec<HostAction<Action>>);
+}
+
+impl StepRaft for Node {
+    fn step_raft(&mut self, input: Input, out: &mut Vec<HostAction<Action>>) {
         out.extend(
-            Node::step(self, input.into())
+            Node::step(self, input)
                 .into_iter()
                 .map(|a| pass_through(a).unwrap_or_else(HostAction::Event)),
         );

@@ -50,6 +50,14 @@ pub struct NodeConfig {
     ///
     /// [`Driver::flush_pipelined`]: stepwise_host::Driver::flush_pipelined
     pub pipelined_sync: bool,
+    /// With `pipelined_sync`: at least this long between the starts of two syncs (the
+    /// `fdatasync` waits on the blocking pool). A leader whose machine takes durability
+    /// reports ([`Machine::takes_durable_reports`]) commits from its followers' durable
+    /// copies without its own, so spacing its syncs frees the disk for theirs. Default
+    /// zero.
+    ///
+    /// [`Machine::takes_durable_reports`]: stepwise_host::Machine::takes_durable_reports
+    pub min_sync_interval: Duration,
 }
 
 impl NodeConfig {
@@ -74,6 +82,7 @@ impl NodeConfig {
             inbox_capacity: 4096,
             max_batch: 256,
             pipelined_sync: false,
+            min_sync_interval: Duration::ZERO,
         }
     }
 }

@@ -304,6 +304,8 @@ where
             NodeError::Storage(e)
         };
         let may_block = Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread;
+        let min_interval = self.shared.config.min_sync_interval;
+        let mut last_sync = Instant::now();
         let mut syncing: Option<JoinHandle<Result<(), S::Error>>> = None;
         loop {
             tokio::select! {
@@ -349,7 +351,17 @@ where
                 }
             } else {
                 match self.driver.flush_pipelined(&mut self.outlet) {
-                    Ok(Some(job)) => syncing = Some(tokio::task::spawn_blocking(job)),
+                    Ok(Some(job)) => {
+                        let wait =
+                            (last_sync + min_interval).saturating_duration_since(Instant::now());
+                        last_sync = Instant::now() + wait;
+                        syncing = Some(tokio::task::spawn_blocking(move || {
+                            if !wait.is_zero() {
+                                std::thread::sleep(wait);
+                            }
+                            job()
+                        }));
+                    }
                     Ok(None) => {}
                     Err(e) => return Err(storage_failed(Box::new(e))),
                 }

@@ -70,10 +70,15 @@ struct Args {
     /// a killed process does not).
     #[arg(long)]
     no_sync: bool,
-    /// Wait for fsync off the node's task and keep stepping meanwhile (replies still
-    /// leave only once what they reveal is durable). Experimental; off by default.
+    /// Do not overlap the leader's fsync with stepping: block the node's task for each
+    /// sync instead (by default the leader syncs on the blocking pool, keeps stepping,
+    /// and commits from its followers' durable copies meanwhile).
     #[arg(long)]
-    pipelined_sync: bool,
+    no_pipelined_sync: bool,
+    /// Do not hold writes while the leader's replication round is in flight (by default
+    /// they wait for it and leave together as one log entry).
+    #[arg(long)]
+    no_round_batching: bool,
     /// Tokio worker threads. One (the default) avoids waking a second worker for every
     /// message: fastest on the 2-core machine of docs/PERFORMANCE.md; each `fsync` still
     /// runs off the worker (`block_in_place`).
@@ -83,6 +88,10 @@ struct Args {
     /// more lets Raft hold a partial batch back while one is in flight.
     #[arg(long, default_value_t = 1)]
     max_append_entries: usize,
+    /// Least time between two syncs of the leader, in microseconds (with the pipelined
+    /// sync: the followers' durable copies commit without the leader's).
+    #[arg(long, default_value_t = 0)]
+    leader_sync_interval_us: u64,
 }
 
 impl Args {
@@ -95,8 +104,10 @@ impl Args {
         opts.max_connections = self.max_connections;
         opts.max_raft_state = self.max_raft_state;
         opts.sync = !self.no_sync;
-        opts.pipelined_sync = self.pipelined_sync;
+        opts.pipelined_sync = !self.no_pipelined_sync;
+        opts.round_batching = !self.no_round_batching;
         opts.max_append_entries = self.max_append_entries.max(1);
+        opts.min_sync_interval = Duration::from_micros(self.leader_sync_interval_us);
         opts
     }
 }

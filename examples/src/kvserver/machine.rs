@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use stepwise_host::{HostAction, HostInput, Machine};
 use stepwise_kv::replica::{Action, Input, Replica};
 use stepwise_kv::{KvResult, Reply, Request};
-use stepwise_raft::Index;
+use stepwise_raft::{Index, Term};
 use tokio::sync::oneshot;
 
 /// A [`Replica`] hosted by a runtime. Each request carries a tag the reply event
@@ -19,12 +19,15 @@ use tokio::sync::oneshot;
 /// arrived in one batch share one log entry (one Raft round, one sync). This keeps each
 /// connection's order; it may reorder requests of different connections, which are
 /// concurrent (a connection waits for a request's answer before sending a read after
-/// a write, see `conn`).
+/// a write, see `conn`). While the leader has a round in flight, writes wait for it
+/// ([`with_round_batching`](KvMachine::with_round_batching)).
 #[derive(Debug)]
 pub struct KvMachine {
     replica: Replica,
     buf: Vec<Action>,
     held: Vec<(u64, Request)>,
+    round_batching: bool,
+    durable_reports: bool,
     leader: Arc<AtomicU64>,
     sessions: Arc<AtomicU64>,
 }
@@ -32,13 +35,25 @@ pub struct KvMachine {
 impl KvMachine {
     /// Wraps a replica.
     pub fn new(replica: Replica) -> Self {
+        let durable_reports = replica.rsm().raft().config().durable_reports;
         KvMachine {
             replica,
             buf: Vec::new(),
             held: Vec::new(),
+            round_batching: true,
+            durable_reports,
             leader: Arc::default(),
             sessions: Arc::default(),
         }
+    }
+
+    /// Whether writes wait for the replication round in flight (default on): while this
+    /// node leads and has uncommitted entries, the writes that arrive are held and
+    /// proposed together, as one entry, when the round completes: one sync per node per
+    /// round instead of one per batch of arrivals. Reads go at once.
+    pub fn with_round_batching(mut self, on: bool) -> Self {
+        self.round_batching = on;
+        self
     }
 
     /// The leader this replica knows of (0: none), updated after every step; for
@@ -111,13 +126,25 @@ impl Machine for KvMachine {
         self.run(input, out);
     }
 
-    /// A reply reveals applied state only: it may go once the log is durable through
-    /// the applied index (pipelined sync), whatever else still waits for the disk.
+    /// A reply reveals committed state only, and with durability reports (see
+    /// [`takes_durable_reports`](Machine::takes_durable_reports)) an entry commits only
+    /// once a majority holds it durably: a reply needs nothing of this node's own log
+    /// durable and goes at once (pipelined sync), whatever else still waits for the disk.
+    /// Without reports it waits until the applied index is durable here.
     fn event_index(&self, event: &KvEvent) -> Option<Index> {
         match event {
+            KvEvent::Reply { .. } if self.durable_reports => Some(0),
             KvEvent::Reply { .. } => Some(self.replica.rsm().applied_index()),
             KvEvent::Halted(_) => None,
         }
+    }
+
+    fn takes_durable_reports(&self) -> bool {
+        self.durable_reports
+    }
+
+    fn log_durable(&mut self, index: Index, term: Term, out: &mut Vec<HostAction<KvEvent>>) {
+        self.run(Input::LogDurable { index, term }, out);
     }
 
     /// Overlap syncs only while leading (see [`Machine::overlap_sync`]).
@@ -126,14 +153,37 @@ impl Machine for KvMachine {
     }
 
     fn end_batch(&mut self, out: &mut Vec<HostAction<KvEvent>>) {
-        if !self.held.is_empty() {
-            let requests = std::mem::take(&mut self.held);
-            self.run(Input::Requests(requests), out);
+        if self.held.is_empty() {
+            return;
         }
+        if self.round_batching && self.held.len() < MAX_HELD && self.replicating() {
+            // A round is in flight: the writes wait for it and leave together with
+            // whatever else arrives meanwhile (one entry, one sync per node per round);
+            // reads need no log entry and go now.
+            if self.held.iter().any(|(_, r)| r.op.is_read()) {
+                let (reads, writes) = std::mem::take(&mut self.held)
+                    .into_iter()
+                    .partition(|(_, r)| r.op.is_read());
+                self.held = writes;
+                self.run(Input::Requests(reads), out);
+            }
+            return;
+        }
+        let requests = std::mem::take(&mut self.held);
+        self.run(Input::Requests(requests), out);
     }
 }
 
+/// Most requests held back for the replication round in flight; beyond, they go at once.
+const MAX_HELD: usize = 4096;
+
 impl KvMachine {
+    /// Whether this node leads and has log entries not yet committed.
+    fn replicating(&self) -> bool {
+        let raft = self.replica.rsm().raft();
+        raft.is_leader() && raft.commit_index() < raft.log().last_index()
+    }
+
     fn run(&mut self, input: Input, out: &mut Vec<HostAction<KvEvent>>) {
         self.replica.step_into(input, &mut self.buf);
         let leader = self.replica.rsm().leader().unwrap_or(0);

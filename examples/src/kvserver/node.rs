@@ -56,11 +56,16 @@ pub struct NodeOptions {
     /// partial message back while others are in flight, so 1 sends each entry at once
     /// (pipelined, up to the Raft window) instead of one round behind.
     pub max_append_entries: usize,
-    /// Wait for `fsync` off the node's task, stepping on meanwhile
-    /// ([`NodeConfig::pipelined_sync`]). Default off: on the 2-core test machine the
-    /// hand-off to the blocking pool cost more than the overlap gained (see
-    /// docs/PERFORMANCE.md, issue 5).
+    /// Wait for `fsync` off the node's task while leading, stepping on meanwhile
+    /// ([`NodeConfig::pipelined_sync`]; the leader commits from its followers' durable
+    /// copies while its own sync runs). Default on.
     pub pipelined_sync: bool,
+    /// Writes wait for the leader's replication round in flight and leave together
+    /// ([`KvMachine::with_round_batching`]). Default on.
+    pub round_batching: bool,
+    /// With `pipelined_sync`: least time between two syncs of the leader
+    /// ([`NodeConfig::min_sync_interval`]). Default zero.
+    pub min_sync_interval: Duration,
 }
 
 impl NodeOptions {
@@ -84,7 +89,9 @@ impl NodeOptions {
             max_raft_state: 8 << 20,
             sync: true,
             max_append_entries: 1,
-            pipelined_sync: false,
+            pipelined_sync: true,
+            round_batching: true,
+            min_sync_interval: Duration::ZERO,
         }
     }
 
@@ -449,6 +456,9 @@ pub async fn start_node(opts: NodeOptions) -> anyhow::Result<RunningNode> {
         ^ id.wrapping_mul(0x2545_f491_4f6c_dd1d);
     let mut raft = Config::new(id, members).with_seed(boot);
     raft.max_append_entries = opts.max_append_entries;
+    // The driver reports how far the log is durable after each sync: the leader counts
+    // its own copy toward a commit only that far (Raft thesis 10.2.1).
+    raft.durable_reports = true;
     let config = RsmConfig::new(raft).with_max_raft_state(Some(opts.max_raft_state));
     let replica = Replica::restore(config, persisted).context("restoring the replica")?;
     let listener = TcpListener::bind(raft_addr)
@@ -472,7 +482,8 @@ pub async fn start_node(opts: NodeOptions) -> anyhow::Result<RunningNode> {
     };
     let mut node_config = NodeConfig::new(opts.cluster_id(), id, opts.peers.clone());
     node_config.pipelined_sync = opts.pipelined_sync;
-    let machine = KvMachine::new(replica);
+    node_config.min_sync_interval = opts.min_sync_interval;
+    let machine = KvMachine::new(replica).with_round_batching(opts.round_batching);
     let leader = machine.leader_hint();
     let sessions = machine.sessions_hint();
     let node = stepwise_tokio::start(node_config, listener, machine, storage, events).await?;
