@@ -260,6 +260,13 @@ fn kv_server_commands_forwarding_errors_and_pipelining() {
         Reply::error("ERR value is not an integer or out of range")
     );
     assert_eq!(c1.call(&["SET", "s", "abc", "NX"]), Reply::syntax_error());
+    // The internal forwarding command needs the cluster's token: a client that guesses
+    // cannot run operations under another client's session.
+    assert!(is_error_starting(
+        &c1.call(&["STEPWISE.OP", "guess", "7", "1", "PUT", "s", "forged"]),
+        "ERR unknown command"
+    ));
+    assert_eq!(c2.call_ready(&["GET", "s"]), bulk("abc"));
     // Pipelining: 200 requests in one write, answered in order.
     let mut out = BytesMut::new();
     for i in 0..100 {

@@ -56,6 +56,11 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let args = Args::parse();
     anyhow::ensure!(args.nodes >= 1, "--nodes must be at least 1");
+    // The nodes share this process: a fresh random forwarding secret per start.
+    let secret = format!(
+        "{:016x}",
+        std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), std::process::id())
+    );
     let port = |base: u16, id: u64| -> anyhow::Result<u16> {
         u16::try_from(u64::from(base) + id - 1).map_err(|_| anyhow::anyhow!("port overflow"))
     };
@@ -70,6 +75,7 @@ async fn main() -> anyhow::Result<()> {
         let data = args.data_dir.join(id.to_string());
         let mut opts = NodeOptions::new(id, peers.clone(), clients[&id], data);
         opts.client_peers = clients.clone();
+        opts.cluster_secret = secret.clone();
         opts.timeout = Duration::from_millis(args.timeout_ms);
         opts.sync = !args.no_sync;
         nodes.push(start_node(opts).await?);

@@ -94,6 +94,12 @@ struct Args {
     /// sync: the followers' durable copies commit without the leader's).
     #[arg(long, default_value_t = 0)]
     leader_sync_interval_us: u64,
+    /// A secret all members share, carried by operations a follower forwards to the
+    /// leader, so clients cannot send such operations themselves (and forge other
+    /// clients' sessions). Without it the token is derived from --peers, which only keeps
+    /// out clients that do not know the member list: set it when clients are untrusted.
+    #[arg(long, default_value = "")]
+    cluster_secret: String,
 }
 
 impl Args {
@@ -110,6 +116,7 @@ impl Args {
         opts.round_batching = !self.no_round_batching;
         opts.max_append_entries = self.max_append_entries.max(1);
         opts.min_sync_interval = Duration::from_micros(self.leader_sync_interval_us);
+        opts.cluster_secret = self.cluster_secret;
         opts
     }
 }

@@ -168,7 +168,7 @@ impl Conn<'_> {
             return Some(false);
         }
         let forwarded_write = r.name().eq_ignore_ascii_case(forward::COMMAND)
-            && forward::decode_op(r).is_some_and(|(op, _)| !op.is_read());
+            && forward::decode_op(r, &self.shared.token).is_some_and(|(op, _)| !op.is_read());
         forwarded_write.then_some(true)
     }
 
@@ -177,7 +177,7 @@ impl Conn<'_> {
         let mut ops = Vec::with_capacity(run.len());
         for r in run {
             if forwarded {
-                ops.push(forward::decode_op(r).expect("checked by batchable"));
+                ops.push(forward::decode_op(r, &self.shared.token).expect("checked by batchable"));
                 continue;
             }
             let (key, value) = (r.args[1].clone(), r.args[2].clone());
@@ -386,8 +386,9 @@ impl Conn<'_> {
             name if name == forward::COMMAND => {
                 // A follower forwarded one operation: run it here, once, and answer the
                 // raw result (no further forwarding).
-                let Some((op, session)) = forward::decode_op(request) else {
-                    return Err(Reply::syntax_error());
+                // Without the cluster's token it is not a command at all.
+                let Some((op, session)) = forward::decode_op(request, &self.shared.token) else {
+                    return Err(request.unknown_command());
                 };
                 let deadline = tokio::time::Instant::now() + self.shared.opts.timeout;
                 Ok(match self.shared.local(op, session, deadline).await {

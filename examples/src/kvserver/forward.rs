@@ -1,10 +1,13 @@
 //! The node-to-node forwarding protocol: a follower sends one KV operation to the leader
 //! as an internal RESP command on the leader's client port and gets the raw result back.
 //!
-//! Request: `STEPWISE.OP <client> <seq> GET <key>` | `PUT <key> <value>` |
+//! Request: `STEPWISE.OP <token> <client> <seq> GET <key>` | `PUT <key> <value>` |
 //! `VPUT <key> <value> <version>` | `APPEND <key> <value>` | `APPENDR <key> <value>` |
 //! `DEL <key>` | `INCR <key> <by>`, with `client` and `seq` the write's [`Session`] (both
-//! `0` for none). The leader executes it on its own replica once, without forwarding
+//! `0` for none) and `token` the cluster's forwarding token
+//! ([`NodeOptions::forwarding_token`](super::NodeOptions::forwarding_token)): with any other
+//! token the request is an unknown command, so a client cannot forge another client's
+//! session. The leader executes it on its own replica once, without forwarding
 //! further. Reply: `*3 VALUE <value> <version>`, `*2 WRITTEN <version>`,
 //! `*3 APPENDED <old> <version>`, `*2 DELETED <0|1>`, `*3 NUMBER <value> <version>`, or
 //! an error `-KV NOKEY|VERSION|STALE|NOTINT|OVERFLOW|WRONGLEADER <id or 0>|TIMEOUT`.
@@ -17,78 +20,45 @@ use stepwise_resp::{Reply, Request, encode_request};
 pub const COMMAND: &[u8] = b"STEPWISE.OP";
 
 /// Appends the forwarding request for `op` to `out`.
-pub fn encode_op(op: &Op, session: Option<Session>, out: &mut BytesMut) {
+pub fn encode_op(op: &Op, session: Option<Session>, token: &Bytes, out: &mut BytesMut) {
     let (client, seq) = session.map_or((0, 0), |s| (s.client, s.seq));
-    let client = Bytes::from(client.to_string());
-    let seq = Bytes::from(seq.to_string());
-    let cmd = Bytes::from_static(COMMAND);
-    match op {
-        Op::Get { key } => encode_request(
-            &[cmd, client, seq, Bytes::from_static(b"GET"), key.clone()],
-            out,
-        ),
+    let mut args = vec![
+        Bytes::from_static(COMMAND),
+        token.clone(),
+        Bytes::from(client.to_string()),
+        Bytes::from(seq.to_string()),
+    ];
+    let (kind, key, extra): (&'static [u8], &Bytes, [Option<Bytes>; 2]) = match op {
+        Op::Get { key } => (b"GET", key, [None, None]),
         Op::Put {
             key,
             value,
             version: None,
-        } => encode_request(
-            &[
-                cmd,
-                client,
-                seq,
-                Bytes::from_static(b"PUT"),
-                key.clone(),
-                value.clone(),
-            ],
-            out,
-        ),
+        } => (b"PUT", key, [Some(value.clone()), None]),
         Op::Put {
             key,
             value,
             version: Some(v),
-        } => encode_request(
-            &[
-                cmd,
-                client,
-                seq,
-                Bytes::from_static(b"VPUT"),
-                key.clone(),
-                value.clone(),
-                Bytes::from(v.to_string()),
-            ],
-            out,
+        } => (
+            b"VPUT",
+            key,
+            [Some(value.clone()), Some(Bytes::from(v.to_string()))],
         ),
         Op::Append {
             key,
             value,
             return_old,
-        } => encode_request(
-            &[
-                cmd,
-                client,
-                seq,
-                Bytes::from_static(if *return_old { b"APPENDR" } else { b"APPEND" }),
-                key.clone(),
-                value.clone(),
-            ],
-            out,
+        } => (
+            if *return_old { b"APPENDR" } else { b"APPEND" },
+            key,
+            [Some(value.clone()), None],
         ),
-        Op::Delete { key } => encode_request(
-            &[cmd, client, seq, Bytes::from_static(b"DEL"), key.clone()],
-            out,
-        ),
-        Op::Incr { key, by } => encode_request(
-            &[
-                cmd,
-                client,
-                seq,
-                Bytes::from_static(b"INCR"),
-                key.clone(),
-                Bytes::from(by.to_string()),
-            ],
-            out,
-        ),
-    }
+        Op::Delete { key } => (b"DEL", key, [None, None]),
+        Op::Incr { key, by } => (b"INCR", key, [Some(Bytes::from(by.to_string())), None]),
+    };
+    args.extend([Bytes::from_static(kind), key.clone()]);
+    args.extend(extra.into_iter().flatten());
+    encode_request(&args, out);
 }
 
 fn num(b: &Bytes) -> Option<u64> {
@@ -96,11 +66,12 @@ fn num(b: &Bytes) -> Option<u64> {
 }
 
 /// Parses a forwarding request (all arguments, the command name included).
-pub fn decode_op(request: &Request) -> Option<(Op, Option<Session>)> {
+pub fn decode_op(request: &Request, token: &[u8]) -> Option<(Op, Option<Session>)> {
     let a = &request.args;
-    if a.len() < 5 {
+    if a.len() < 6 || a[1] != token {
         return None;
     }
+    let a = &a[1..]; // from here on as without the token
     let (client, seq) = (num(&a[1])?, num(&a[2])?);
     let session = (client != 0 || seq != 0).then_some(Session { client, seq });
     let key = a[4].clone();
@@ -236,9 +207,12 @@ mod tests {
         ];
         for (op, session) in ops {
             let mut buf = BytesMut::new();
-            encode_op(&op, session, &mut buf);
+            let token = Bytes::from_static(b"s3cret");
+            encode_op(&op, session, &token, &mut buf);
             let request = Decoder::default().decode(&mut buf).unwrap().unwrap();
-            assert_eq!(decode_op(&request), Some((op, session)));
+            assert_eq!(decode_op(&request, b"s3cret"), Some((op.clone(), session)));
+            // Any other token: not a forwarding request at all.
+            assert_eq!(decode_op(&request, b"guess"), None);
         }
         let results = [
             Ok(KvOutput::Value {
@@ -274,11 +248,12 @@ mod tests {
     #[test]
     fn malformed_forwarding_requests_are_refused() {
         for args in [
-            vec!["STEPWISE.OP", "x", "1", "GET", "k"],
-            vec!["STEPWISE.OP", "1", "1", "PUT", "k"],
-            vec!["STEPWISE.OP", "1", "1", "NOPE", "k"],
+            vec!["STEPWISE.OP", "t", "x", "1", "GET", "k"],
+            vec!["STEPWISE.OP", "t", "1", "1", "PUT", "k"],
+            vec!["STEPWISE.OP", "t", "1", "1", "NOPE", "k"],
+            vec!["STEPWISE.OP", "1", "1", "GET", "k"],
         ] {
-            assert_eq!(decode_op(&Request::new(args)), None);
+            assert_eq!(decode_op(&Request::new(args), b"t"), None);
         }
         assert_eq!(decode_result(&Reply::error("ERR nope")), None);
     }

@@ -36,7 +36,10 @@
 //!   internal command `STEPWISE.OP` (see [`forward`]), over one connection per client
 //!   connection, and relays the result. The leader executes forwarded operations
 //!   locally only (no second hop); the follower retries until the deadline. A node
-//!   needs every member's client address for this (`--client-peers`).
+//!   needs every member's client address for this (`--client-peers`). `STEPWISE.OP`
+//!   carries the cluster's forwarding token (`--cluster-secret`, else derived from the
+//!   member list); without it the command does not exist, so clients cannot forge
+//!   sessions through it.
 //! * **No quorum**: a command not answered within `--timeout-ms` (default 3000) fails
 //!   with `-CLUSTERDOWN ...`; it may or may not have taken effect.
 //! * **Limits**: `--max-key` and `--max-value` (a longer key or value gets

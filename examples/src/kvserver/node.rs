@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use stepwise_kv::{KvError, KvResult, Op, Replica, Request, RsmConfig, Session};
 use stepwise_raft::{Config, NodeId};
 use stepwise_resp::{Reply, ReplyDecoder};
@@ -68,6 +68,9 @@ pub struct NodeOptions {
     /// With `pipelined_sync`: least time between two syncs of the leader
     /// ([`NodeConfig::min_sync_interval`]). Default zero.
     pub min_sync_interval: Duration,
+    /// The secret every member shares for forwarding (empty: derived from the member
+    /// list, see [`NodeOptions::forwarding_token`]).
+    pub cluster_secret: String,
 }
 
 impl NodeOptions {
@@ -94,6 +97,23 @@ impl NodeOptions {
             pipelined_sync: false,
             round_batching: true,
             min_sync_interval: Duration::ZERO,
+            cluster_secret: String::new(),
+        }
+    }
+
+    /// The token forwarded operations carry (see [`super::forward`]): the
+    /// `cluster_secret` if set, else one derived from the member list like
+    /// [`cluster_id`](NodeOptions::cluster_id). The derived one only keeps clients that do
+    /// not know the members from forging forwarded operations; set a secret when clients
+    /// are not trusted.
+    pub fn forwarding_token(&self) -> Bytes {
+        if self.cluster_secret.is_empty() {
+            Bytes::from(format!(
+                "{:016x}",
+                self.cluster_id() ^ 0x5354_4550_5749_5345
+            ))
+        } else {
+            Bytes::copy_from_slice(self.cluster_secret.as_bytes())
         }
     }
 
@@ -123,6 +143,8 @@ pub struct Shared {
     next_client: AtomicU64,
     leader: Arc<AtomicU64>,
     sessions: Arc<AtomicU64>,
+    /// [`NodeOptions::forwarding_token`], computed once.
+    pub(crate) token: Bytes,
 }
 
 /// The outcome of one operation as seen by a client connection.
@@ -270,7 +292,7 @@ impl Shared {
             let batch: Vec<_> = retry.iter().map(|&i| ops[i].clone()).collect();
             let attempt = async {
                 if fwd.is_none() {
-                    *fwd = Some(Forwarder::connect(l, addr).await?);
+                    *fwd = Some(Forwarder::connect(l, addr, self.token.clone()).await?);
                 }
                 fwd.as_mut()
                     .expect("set just above")
@@ -302,17 +324,19 @@ impl Shared {
 #[derive(Debug)]
 pub struct Forwarder {
     to: NodeId,
+    token: Bytes,
     stream: TcpStream,
     input: BytesMut,
     decoder: ReplyDecoder,
 }
 
 impl Forwarder {
-    async fn connect(to: NodeId, addr: SocketAddr) -> std::io::Result<Self> {
+    async fn connect(to: NodeId, addr: SocketAddr, token: Bytes) -> std::io::Result<Self> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         Ok(Forwarder {
             to,
+            token,
             stream,
             input: BytesMut::with_capacity(4096),
             decoder: ReplyDecoder::default(),
@@ -331,7 +355,7 @@ impl Forwarder {
     async fn call_many(&mut self, ops: &[(Op, Option<Session>)]) -> std::io::Result<Vec<KvResult>> {
         let mut out = BytesMut::new();
         for (op, session) in ops {
-            forward::encode_op(op, *session, &mut out);
+            forward::encode_op(op, *session, &self.token, &mut out);
         }
         self.stream.write_all(&out).await?;
         let mut results = Vec::with_capacity(ops.len());
@@ -380,7 +404,7 @@ impl Shared {
                 }
                 let attempt = async {
                     if fwd.is_none() {
-                        *fwd = Some(Forwarder::connect(l, addr).await?);
+                        *fwd = Some(Forwarder::connect(l, addr, self.token.clone()).await?);
                     }
                     let f = fwd.as_mut().expect("set just above");
                     f.call(&op, session).await
@@ -497,6 +521,7 @@ pub async fn start_node(opts: NodeOptions) -> anyhow::Result<RunningNode> {
         next_client: AtomicU64::new(1),
         leader,
         sessions,
+        token: opts.forwarding_token(),
         opts,
     });
     let clients = tokio::spawn(accept_clients(client_listener, Arc::clone(&shared)));
