@@ -16,6 +16,8 @@
 #   CLIENTS   client counts (default "1 16 64")
 #   REQUESTS  requests per test at 16+ clients (default 100000; 1 client: a fifth)
 #
+# KV_SERVER_ARGS adds flags to every kv-server (e.g. KV_SERVER_ARGS=--pipelined-sync).
+#
 # Needs: redis-benchmark, redis-server, redis-cli (redis-tools, redis-server),
 # etcd and etcdctl (etcd-server, etcd-client). Prints one Markdown table per round and
 # the raw CSV (system,op,clients,requests,ops_per_s,p50_ms,p99_ms) in $WORK/results.csv.
@@ -68,8 +70,9 @@ run_kv() {
     peers="1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103"
     cpeers="1=127.0.0.1:6391,2=127.0.0.1:6392,3=127.0.0.1:6393"
     for i in 1 2 3; do
+        # shellcheck disable=SC2086 # KV_SERVER_ARGS: extra flags, split on spaces
         "$kv" --id "$i" --peers "$peers" --client-peers "$cpeers" \
-            --client "127.0.0.1:639$i" --data "$work/kv-$round/$i" \
+            --client "127.0.0.1:639$i" --data "$work/kv-$round/$i" ${KV_SERVER_ARGS:-} \
             >"$work/kv-$round-$i.log" 2>&1 &
         pids+=($!)
     done
