@@ -16,7 +16,7 @@
 #   CLIENTS   client counts (default "1 16 64")
 #   REQUESTS  requests per test at 16+ clients (default 100000; 1 client: a fifth)
 #
-# KV_SERVER_ARGS adds flags to every kv-server (e.g. KV_SERVER_ARGS=--pipelined-sync).
+# KV_SERVER_ARGS adds flags to every kv-server (e.g. KV_SERVER_ARGS=--no-pipelined-sync).
 #
 # Needs: redis-benchmark, redis-server, redis-cli (redis-tools, redis-server),
 # etcd and etcdctl (etcd-server, etcd-client). Prints one Markdown table per round and

