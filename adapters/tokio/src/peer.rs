@@ -19,6 +19,9 @@ use crate::stats::Counters;
 use crate::transport::Shared;
 use crate::wire::{Frame, HandshakeError, Hello, codec};
 
+/// Failed dials in a row before a peer's unreachability is logged as a warning.
+const UNREACHABLE_WARN_AFTER: u32 = 5;
+
 struct PeerQueue {
     tx: mpsc::Sender<Bytes>,
     /// Bytes queued in `tx` (added when queued, subtracted when taken).
@@ -148,8 +151,10 @@ impl Writer {
                 }
                 Err(e) => {
                     Counters::bump(&self.shared.counters.connect_failures);
-                    if failures == 0 {
-                        tracing::warn!(peer = self.peer, addr = %self.addr, error = %e, "cannot reach peer; retrying with backoff");
+                    // Peers that start or stop a moment apart refuse a few dials: not
+                    // worth a warning. One that stays unreachable is.
+                    if failures + 1 == UNREACHABLE_WARN_AFTER {
+                        tracing::warn!(peer = self.peer, addr = %self.addr, error = %e, attempts = failures + 1, "cannot reach peer; still retrying with backoff");
                     } else {
                         tracing::debug!(peer = self.peer, addr = %self.addr, error = %e, "cannot reach peer");
                     }
