@@ -60,7 +60,7 @@ pub struct Report {
     pub ops: u64,
 }
 
-pub use crate::client_program::{Event, Next, Program};
+pub use crate::client_program::{Event, Next, Program, ProgramTester};
 
 /// Inputs to a node: a clerk's (the first three), or a replica's.
 pub enum ClientInput {
@@ -331,6 +331,28 @@ pub fn raft_config(id: NodeId, n: usize, seed: u64) -> Config {
     Config::new(id as u64, (0..n as u64).collect::<Vec<_>>()).with_seed(seed)
 }
 
+impl ProgramTester<Report> for KvTester {
+    fn signal(&mut self, ck: NodeId, program: Option<Box<dyn Program<Report>>>) {
+        let input = match program {
+            Some(p) => ClientInput::Run(p),
+            None => ClientInput::Stop,
+        };
+        self.sim.input(ck, input);
+    }
+
+    fn reports(&self) -> &BTreeMap<NodeId, Report> {
+        &self.finished
+    }
+
+    fn reports_mut(&mut self) -> &mut BTreeMap<NodeId, Report> {
+        &mut self.finished
+    }
+
+    fn fail_test(&self, why: &str) -> ! {
+        self.fail(why)
+    }
+}
+
 impl Harness for KvTester {
     type Node = SimNode;
 
@@ -534,35 +556,6 @@ impl KvTester {
                 Err(e) => self.fail(&format!("PutAtLeastOnce({key}) failed: {e:?}")),
             }
         }
-    }
-
-    /// Starts a program on each clerk node.
-    pub fn run_programs(&mut self, programs: Vec<(NodeId, Box<dyn Program<Report>>)>) {
-        for (ck, p) in programs {
-            self.finished.remove(&ck);
-            self.sim.input(ck, ClientInput::Run(p));
-        }
-        self.drain();
-    }
-
-    /// Signals "done" to the clerks and waits (at most `limit`) until every program
-    /// finished; returns their reports in clerk order.
-    pub fn stop_programs(&mut self, clerks: &[NodeId], limit: Time) -> Vec<Report> {
-        for &ck in clerks {
-            self.sim.input(ck, ClientInput::Stop);
-        }
-        self.drain();
-        let ok = self.run_until(
-            |t| clerks.iter().all(|ck| t.finished.contains_key(ck)),
-            limit,
-        );
-        if !ok {
-            self.fail("client programs did not finish after the done signal");
-        }
-        clerks
-            .iter()
-            .map(|ck| self.finished.remove(ck).expect("finished"))
-            .collect()
     }
 
     /// Signals "done" to clerk `ck`'s program without waiting; [`KvTester::take_report`]

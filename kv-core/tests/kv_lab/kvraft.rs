@@ -5,7 +5,7 @@ use stepwise_kv::{KvError, Op};
 use stepwise_sim::{Harness, MS, NodeId, SEC, sim_seeds};
 
 use crate::LAB_SEEDS;
-use crate::harness::{KvTester, Program, Report, Service, Setup};
+use crate::harness::{KvTester, Program, ProgramTester, Report, Service, Setup};
 use crate::programs::OneClientPut;
 
 /// NITER: iterations of the generic test.

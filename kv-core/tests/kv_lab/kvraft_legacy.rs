@@ -6,7 +6,7 @@ use stepwise_kv::Op;
 use stepwise_sim::{Harness, MS, NodeId, SEC, sim_seeds};
 
 use crate::LAB_SEEDS;
-use crate::harness::{KvTester, Program, Report};
+use crate::harness::{KvTester, Program, ProgramTester, Report};
 use crate::kvraft::{Generic, crash, partitions, randomkeys, replicated, snapshots, unreliable};
 use crate::programs::{AppendClient, check_clnt_appends, one_key_appends};
 

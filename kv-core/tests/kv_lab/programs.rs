@@ -6,7 +6,7 @@ use bytes::Bytes;
 use stepwise_kv::{KvError, KvOutput, KvResult, Lock, LockStep, Op};
 use stepwise_sim::{NodeId, Rand64, SEC};
 
-use crate::harness::{Event, KvTester, Next, Program, Report, text};
+use crate::harness::{Event, KvTester, Next, Program, ProgramTester, Report, text};
 
 /// (value, version) of a Get result; a missing key is ("", 0).
 fn read(result: &KvResult) -> Option<(String, u64)> {

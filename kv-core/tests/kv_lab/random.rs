@@ -28,7 +28,7 @@ use std::collections::BTreeMap;
 use stepwise_kv::{KvError, KvOutput, Op};
 use stepwise_sim::{Harness, MS, NodeId, SEC, Time, sim_seeds};
 
-use crate::harness::{KvTester, Program, Report, Service, Setup, SimNode, text};
+use crate::harness::{KvTester, Program, ProgramTester, Report, Service, Setup, SimNode, text};
 use crate::programs::{Appender, Counter, RandomVersioned};
 
 /// Seeds per CI run (the issue asks for at least 200; `STEPWISE_SEEDS` for more).

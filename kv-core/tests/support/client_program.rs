@@ -8,6 +8,8 @@
 //! program finished or failed. `R` is what a program reports when it stops.
 #![allow(dead_code)] // each test binary uses a different part
 
+use std::collections::BTreeMap;
+
 use stepwise_kv::{KvResult, Op};
 use stepwise_sim::{NodeId, Rand64, Time};
 
@@ -157,5 +159,47 @@ impl<R> Driver<R> {
                 Step::Failed(format!("client {}: {why}", self.me))
             }
         }
+    }
+}
+
+/// A simulator tester whose clerk nodes run [`Program`]s: starting them and stopping them
+/// (signal "done", wait for every report) is the same in every tester.
+pub trait ProgramTester<R>: stepwise_sim::Harness + Sized {
+    /// Hands clerk `ck` a program to run (`Some`) or the "done" signal (`None`).
+    fn signal(&mut self, ck: NodeId, program: Option<Box<dyn Program<R>>>);
+
+    /// The reports of programs that finished, by clerk (filled by `absorb`).
+    fn reports(&self) -> &BTreeMap<NodeId, R>;
+
+    /// The same, to take reports out.
+    fn reports_mut(&mut self) -> &mut BTreeMap<NodeId, R>;
+
+    /// Fails the test with `why`.
+    fn fail_test(&self, why: &str) -> !;
+
+    /// Starts a program on each clerk node.
+    fn run_programs(&mut self, programs: Vec<(NodeId, Box<dyn Program<R>>)>) {
+        for (ck, p) in programs {
+            self.reports_mut().remove(&ck);
+            self.signal(ck, Some(p));
+        }
+        self.absorb();
+    }
+
+    /// Signals "done" to the clerks and waits (at most `limit`) until every program
+    /// finished; returns their reports in clerk order.
+    fn stop_programs(&mut self, clerks: &[NodeId], limit: Time) -> Vec<R> {
+        for &ck in clerks {
+            self.signal(ck, None);
+        }
+        self.absorb();
+        let all_done = |t: &Self| clerks.iter().all(|ck| t.reports().contains_key(ck));
+        if !self.run_until(all_done, limit) {
+            self.fail_test("client programs did not finish after the done signal");
+        }
+        clerks
+            .iter()
+            .map(|ck| self.reports_mut().remove(ck).expect("finished"))
+            .collect()
     }
 }

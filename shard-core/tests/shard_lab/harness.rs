@@ -61,7 +61,7 @@ pub struct Report {
     pub appended: BTreeMap<String, String>,
 }
 
-pub use crate::client_program::{Event, Next, Program};
+pub use crate::client_program::{Event, Next, Program, ProgramTester};
 
 /// Inputs the tester injects.
 pub enum In {
@@ -509,6 +509,28 @@ enum Role {
     Admin { ctrlers: Vec<NodeId> },
 }
 
+impl ProgramTester<Report> for Tester {
+    fn signal(&mut self, ck: NodeId, program: Option<Box<dyn Program<Report>>>) {
+        let input = match program {
+            Some(p) => In::Run(p),
+            None => In::Stop,
+        };
+        self.sim.input(ck, input);
+    }
+
+    fn reports(&self) -> &BTreeMap<NodeId, Report> {
+        &self.finished
+    }
+
+    fn reports_mut(&mut self) -> &mut BTreeMap<NodeId, Report> {
+        &mut self.finished
+    }
+
+    fn fail_test(&self, why: &str) -> ! {
+        self.fail(why)
+    }
+}
+
 impl Harness for Tester {
     type Node = SimNode;
 
@@ -880,32 +902,6 @@ impl Tester {
         if let Err(e) = self.op(ck, Op::append(key.to_owned(), value.to_owned())) {
             self.fail(&format!("Append({key}) failed: {e:?}"));
         }
-    }
-
-    pub fn run_programs(&mut self, programs: Vec<(NodeId, Box<dyn Program<Report>>)>) {
-        for (ck, p) in programs {
-            self.finished.remove(&ck);
-            self.sim.input(ck, In::Run(p));
-        }
-        self.drain();
-    }
-
-    pub fn stop_programs(&mut self, clients: &[NodeId], limit: Time) -> Vec<Report> {
-        for &ck in clients {
-            self.sim.input(ck, In::Stop);
-        }
-        self.drain();
-        let ok = self.run_until(
-            |t| clients.iter().all(|ck| t.finished.contains_key(ck)),
-            limit,
-        );
-        if !ok {
-            self.fail("client programs did not finish after the done signal");
-        }
-        clients
-            .iter()
-            .map(|ck| self.finished.remove(ck).expect("finished"))
-            .collect()
     }
 
     // ----- servers ------------------------------------------------------------------------

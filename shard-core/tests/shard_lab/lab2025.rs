@@ -18,7 +18,7 @@ use stepwise_shard::ctrler::{CtrlError, CtrlOp, CtrlOutput, Ctrler};
 use stepwise_sim::{Harness, MS, NodeId, SEC, sim_seeds};
 
 use crate::LAB_SEEDS;
-use crate::harness::{Program, Report, Setup, Tester, rand_string};
+use crate::harness::{Program, ProgramTester, Report, Setup, Tester, rand_string};
 use crate::programs::{Putter, Reader};
 
 const NKEYS: usize = 60;

@@ -11,7 +11,7 @@ use stepwise_shard::ctrler::CtrlOp;
 use stepwise_sim::{Harness, MS, NetConfig, NodeId, SEC, sim_seeds};
 
 use crate::LAB_SEEDS;
-use crate::harness::{Setup, Tester, key_per_shard, rand_string};
+use crate::harness::{ProgramTester, Setup, Tester, key_per_shard, rand_string};
 use crate::programs::{Appender, RandomOps};
 
 fn tester(seed: u64, max_raft_state: Option<usize>, reliable: bool, nclients: usize) -> Tester {

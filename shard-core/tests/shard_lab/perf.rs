@@ -22,7 +22,7 @@ use stepwise_shard::group::server::GroupEvent;
 use stepwise_shard::key::key_to_shard;
 use stepwise_sim::{Harness, MS, NodeId, Rand64, SEC, Time};
 
-use crate::harness::{Event, Next, Program, Report, Setup, Tester};
+use crate::harness::{Event, Next, Program, ProgramTester, Report, Setup, Tester};
 
 /// Puts and Gets on a fixed set of keys, recording nothing itself (the tester records
 /// every operation with its times).

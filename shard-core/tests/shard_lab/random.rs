@@ -15,7 +15,7 @@ use stepwise_shard::ctrler::CtrlOp;
 use stepwise_shard::group::ShardStatus;
 use stepwise_sim::{Harness, MS, NetConfig, NodeId, SEC, sim_seeds};
 
-use crate::harness::{Program, Report, Setup, SimNode, Tester};
+use crate::harness::{Program, ProgramTester, Report, Setup, SimNode, Tester};
 use crate::programs::{Appender, RandomOps};
 
 /// Seeds per `cargo test` run (each is about 25 s of virtual time).
