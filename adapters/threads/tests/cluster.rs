@@ -27,21 +27,7 @@ fn check_outcome(
     observer: &Observer,
     outcome: &stepwise_host::testkit::Outcome,
 ) {
-    assert!(
-        outcome.completed >= outcome.history.len() / 2,
-        "too few operations completed: {} of {}",
-        outcome.completed,
-        outcome.history.len()
-    );
-    let verdict = outcome.check(Duration::from_secs(20));
-    assert!(verdict.is_ok(), "not linearizable: {verdict:?}");
-    let applied = observer
-        .wait_converged(cluster_members, &outcome.acked_writes, CONVERGE)
-        .unwrap();
-    let mut unique = applied.clone();
-    unique.sort_unstable();
-    unique.dedup();
-    assert_eq!(unique.len(), applied.len(), "a write was applied twice");
+    outcome.assert_sound(cluster_members, observer, CONVERGE);
 }
 
 #[test]

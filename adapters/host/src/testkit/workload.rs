@@ -243,6 +243,30 @@ impl Outcome {
     pub fn check(&self, timeout: Duration) -> CheckResult {
         stepwise_linearizability::check(&Register::new(0u64), &self.history, Some(timeout))
     }
+
+    /// The checks every cluster test makes of a run: at least half the operations
+    /// completed, the history is linearizable, and the `members` converge (within
+    /// `converge`) on the same applied writes, every acknowledged one included, each once.
+    ///
+    /// # Panics
+    /// When a check fails (this is for tests).
+    pub fn assert_sound(&self, members: &[NodeId], observer: &Observer, converge: Duration) {
+        assert!(
+            self.completed >= self.history.len() / 2,
+            "too few operations completed: {} of {}",
+            self.completed,
+            self.history.len()
+        );
+        let verdict = self.check(Duration::from_secs(20));
+        assert!(verdict.is_ok(), "not linearizable: {verdict:?}");
+        let applied = observer
+            .wait_converged(members, &self.acked_writes, converge)
+            .unwrap();
+        let mut unique = applied.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), applied.len(), "a write was applied twice");
+    }
 }
 
 impl Workload {
