@@ -17,6 +17,8 @@
 #   REQUESTS  requests per test at 16+ clients (default 100000; 1 client: a fifth)
 #
 # KV_SERVER_ARGS adds flags to every kv-server (e.g. KV_SERVER_ARGS=--no-pipelined-sync).
+# SYSTEMS picks which systems run (default "kv-server etcd redis"; e.g. SYSTEMS=kv-server
+# while iterating on kv-server alone).
 #
 # Needs: redis-benchmark, redis-server, redis-cli (redis-tools, redis-server),
 # etcd and etcdctl (etcd-server, etcd-client). Prints one Markdown table per round and
@@ -27,6 +29,7 @@ rounds=${1:-1}
 clients=${2:-1 16 64}
 requests=${3:-100000}
 etcd_conns=${ETCD_CONNS:-1}
+systems=${SYSTEMS:-kv-server etcd redis}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 
@@ -164,12 +167,15 @@ table() {
 echo "work dir: $work; $(nproc) CPUs; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 for round in $(seq 1 "$rounds"); do
     : >"$results"
-    echo "== round $round: kv-server; load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-    run_kv "$round"
-    echo "== round $round: etcd; load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-    run_etcd "$round"
-    echo "== round $round: redis-server; load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-    run_redis "$round"
+    for system in $systems; do
+        echo "== round $round: $system; load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+        case $system in
+            kv-server) run_kv "$round" ;;
+            etcd) run_etcd "$round" ;;
+            redis) run_redis "$round" ;;
+            *) echo "unknown system $system (kv-server, etcd, redis)" >&2; exit 2 ;;
+        esac
+    done
     cp "$results" "$work/round-$round.csv"
     table "$round"
 done

@@ -101,6 +101,15 @@ pub trait Machine: Send + 'static {
     fn log_durable(&mut self, index: Index, term: Term, out: &mut Vec<HostAction<Self::Event>>) {
         let _ = (index, term, out);
     }
+
+    /// For a machine that holds requests back for a moment in
+    /// [`end_batch`](Machine::end_batch) to gather more of them into one proposal: the
+    /// instant by which the runtime must end a batch again even if no input arrives
+    /// (it then runs an empty batch: `end_batch` and a flush). `None`, the default: the
+    /// machine waits for nothing but inputs and ticks. Asked after every batch.
+    fn wake_at(&self) -> Option<std::time::Instant> {
+        None
+    }
 }
 
 /// A request to a bare Raft [`Node`]: the service inputs of [`Input`].

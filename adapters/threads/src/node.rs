@@ -281,7 +281,11 @@ where
     let mut next_tick = Instant::now() + options.tick;
     let mut stop = false;
     while !stop {
-        let wait = next_tick.saturating_duration_since(Instant::now());
+        let wake = driver
+            .machine()
+            .wake_at()
+            .map_or(next_tick, |at| at.min(next_tick));
+        let wait = wake.saturating_duration_since(Instant::now());
         let mut command = match rx.recv_timeout(wait) {
             Ok(command) => Some(command),
             Err(RecvTimeoutError::Timeout) => None,

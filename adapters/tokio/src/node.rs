@@ -308,6 +308,7 @@ where
         let mut last_sync = Instant::now();
         let mut syncing: Option<JoinHandle<Result<(), S::Error>>> = None;
         loop {
+            let wake = self.driver.machine().wake_at();
             tokio::select! {
                 biased;
                 _ = self.cancel.cancelled() => break,
@@ -326,6 +327,7 @@ where
                     Some(input) => self.step_pipelined(input),
                     None => break,
                 },
+                () = sleep_until_wake(wake), if wake.is_some() => {}
             }
             for _ in 1..max_batch {
                 match self.rx.try_recv() {
@@ -405,6 +407,7 @@ where
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let may_block = Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread;
         loop {
+            let wake = self.driver.machine().wake_at();
             tokio::select! {
                 biased;
                 _ = self.cancel.cancelled() => break,
@@ -413,6 +416,7 @@ where
                     Some(input) => self.step(input),
                     None => break,
                 },
+                () = sleep_until_wake(wake), if wake.is_some() => {}
             }
             for _ in 1..max_batch {
                 match self.rx.try_recv() {
@@ -434,5 +438,14 @@ where
             *self.stats.lock().unwrap_or_else(PoisonError::into_inner) = self.driver.stats();
         }
         Ok(self.driver.into_parts())
+    }
+}
+
+/// Sleeps until the machine's [`Machine::wake_at`] (the caller polls this only when there
+/// is one). Tokio's timer has millisecond resolution, so the wake may come up to about a
+/// millisecond late; any input arriving earlier ends the wait sooner.
+async fn sleep_until_wake(wake: Option<std::time::Instant>) {
+    if let Some(at) = wake {
+        tokio::time::sleep_until(Instant::from_std(at)).await;
     }
 }

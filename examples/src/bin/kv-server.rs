@@ -79,6 +79,12 @@ struct Args {
     /// they wait for it and leave together as one log entry).
     #[arg(long)]
     no_round_batching: bool,
+    /// With round batching: how long (microseconds) the leader may wait after a round for
+    /// the clients it just answered to send their next writes, so they share the next
+    /// round instead of splitting into two alternating groups. 0 turns it off. The
+    /// writes go as soon as as many as the last round carried have arrived.
+    #[arg(long, default_value_t = 400)]
+    batch_linger_us: u64,
     /// Tokio worker threads. One (the default) avoids waking a second worker for every
     /// message: fastest on the 2-core machine of docs/PERFORMANCE.md; each `fsync` still
     /// runs off the worker (`block_in_place`).
@@ -112,6 +118,7 @@ impl Args {
         opts.sync = !self.no_sync;
         opts.pipelined_sync = !self.no_pipelined_sync;
         opts.round_batching = !self.no_round_batching;
+        opts.batch_linger = Duration::from_micros(self.batch_linger_us);
         opts.max_append_entries = self.max_append_entries.max(1);
         opts.min_sync_interval = Duration::from_micros(self.leader_sync_interval_us);
         opts.cluster_secret = self.cluster_secret;

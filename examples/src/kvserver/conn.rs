@@ -272,10 +272,11 @@ impl Conn<'_> {
                     "# Server\r\nredis_version:7.0.0\r\nredis_mode:standalone\r\n\
                      # Replication\r\nrole:{role}\r\n\
                      # Stepwise\r\nstepwise_node_id:{}\r\nstepwise_leader:{leader}\r\n\
-                     stepwise_client_addr:{}\r\nstepwise_sessions:{}\r\n",
+                     stepwise_client_addr:{}\r\nstepwise_sessions:{}\r\n{}",
                     self.shared.opts.id,
                     self.shared.opts.client,
-                    self.shared.sessions()
+                    self.shared.status().sessions(),
+                    self.shared.status().info_lines(),
                 )))
             }
             b"GET" => {

@@ -23,7 +23,7 @@ use tokio::time::Instant;
 
 use super::conn;
 use super::forward;
-use super::machine::{KvEvent, KvMachine, KvRequest, Router};
+use super::machine::{KvEvent, KvMachine, KvRequest, Router, Status};
 
 /// How one node runs. Build with [`NodeOptions::new`] and adjust the fields.
 #[derive(Clone, Debug)]
@@ -64,6 +64,9 @@ pub struct NodeOptions {
     /// Writes wait for the leader's replication round in flight and leave together
     /// ([`KvMachine::with_round_batching`]). Default on.
     pub round_batching: bool,
+    /// With round batching: how long the leader may wait after a round for the clients
+    /// it answered ([`KvMachine::with_linger`]). Default 400 us.
+    pub batch_linger: Duration,
     /// With `pipelined_sync`: least time between two syncs of the leader
     /// ([`NodeConfig::min_sync_interval`]). Default zero.
     pub min_sync_interval: Duration,
@@ -95,6 +98,7 @@ impl NodeOptions {
             max_append_entries: 1,
             pipelined_sync: true,
             round_batching: true,
+            batch_linger: Duration::from_micros(400),
             min_sync_interval: Duration::ZERO,
             cluster_secret: String::new(),
         }
@@ -140,8 +144,7 @@ pub struct Shared {
     /// Makes this process's session client ids unique (different after a restart).
     boot: u64,
     next_client: AtomicU64,
-    leader: Arc<AtomicU64>,
-    sessions: Arc<AtomicU64>,
+    status: Arc<Status>,
     /// [`NodeOptions::forwarding_token`], computed once.
     pub(crate) token: Bytes,
 }
@@ -157,12 +160,12 @@ pub struct Unavailable;
 impl Shared {
     /// The leader this node knows of (0: none yet).
     pub fn leader(&self) -> NodeId {
-        self.leader.load(Ordering::Relaxed)
+        self.status.leader()
     }
 
-    /// The number of clients in the local replica's session table.
-    pub fn sessions(&self) -> u64 {
-        self.sessions.load(Ordering::Relaxed)
+    /// What the local replica publishes (session count, Raft indexes, ... for `INFO`).
+    pub fn status(&self) -> &Status {
+        &self.status
     }
 
     /// Ends the session of `client`, whose connection is gone, so the replicated session
@@ -173,12 +176,12 @@ impl Shared {
     /// skips it (its clients' sessions stay in the table, as before).
     pub fn end_session(&self, client: u64) {
         let submitter = self.submitter.clone();
-        let leader = Arc::clone(&self.leader);
+        let status = Arc::clone(&self.status);
         let id = self.opts.id;
         let grace = 2 * self.opts.timeout;
         tokio::spawn(async move {
             tokio::time::sleep(grace).await;
-            if leader.load(Ordering::Relaxed) == id {
+            if status.leader() == id {
                 let _ = submitter.submit(KvRequest::EndSession(client)).await;
             }
         });
@@ -508,9 +511,10 @@ pub async fn start_node(opts: NodeOptions) -> anyhow::Result<RunningNode> {
     let mut node_config = NodeConfig::new(opts.cluster_id(), id, opts.peers.clone());
     node_config.pipelined_sync = opts.pipelined_sync;
     node_config.min_sync_interval = opts.min_sync_interval;
-    let machine = KvMachine::new(replica).with_round_batching(opts.round_batching);
-    let leader = machine.leader_hint();
-    let sessions = machine.sessions_hint();
+    let machine = KvMachine::new(replica)
+        .with_round_batching(opts.round_batching)
+        .with_linger(opts.batch_linger);
+    let status = machine.status();
     let node = stepwise_tokio::start(node_config, listener, machine, storage, events).await?;
     let shared = Arc::new(Shared {
         submitter: node.submitter(),
@@ -518,8 +522,7 @@ pub async fn start_node(opts: NodeOptions) -> anyhow::Result<RunningNode> {
         next_tag: AtomicU64::new(1),
         boot,
         next_client: AtomicU64::new(1),
-        leader,
-        sessions,
+        status,
         token: opts.forwarding_token(),
         opts,
     });

@@ -8,10 +8,14 @@
 //!   into per-node lists with a bounded wait for convergence.
 //! * [`Workload`] runs concurrent clients on threads and records a history that
 //!   [`Outcome::check`] hands to the linearizability checker.
+//! * [`Holder`] holds requests back until a deadline, for testing that a runtime honours
+//!   [`Machine::wake_at`](crate::Machine::wake_at).
 
+mod holder;
 mod register;
 mod workload;
 
+pub use holder::Holder;
 pub use register::{
     OpId, RegisterEvent, RegisterMachine, RegisterOp, RegisterReply, RegisterRequest,
 };
