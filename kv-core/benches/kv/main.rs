@@ -25,6 +25,7 @@ use stepwise_kv::replica::{self, Replica};
 use stepwise_kv::{KvError, Op, Reply, Request, RsmConfig};
 use stepwise_raft::{Config, Message, NodeId, Persisted};
 
+mod pipelined;
 mod threaded;
 
 const SERVERS: u64 = 3;
@@ -91,6 +92,12 @@ impl Workload {
         }
     }
 
+    /// The same workload from another seed (for a second generator).
+    pub(crate) fn reseeded(mut self, seed: u64) -> Workload {
+        self.rng = Rng(seed | 1);
+        self
+    }
+
     pub(crate) fn next_op(&mut self) -> Op {
         let r = self.rng.next();
         let key = self.keys[(r % KEYS as u64) as usize].clone();
@@ -113,11 +120,20 @@ impl Workload {
 
 /// The three replicas' configurations.
 pub(crate) fn replicas() -> Vec<Replica> {
+    replicas_with(None)
+}
+
+/// The three replicas, with at most `max_append_entries` entries per AppendEntries if
+/// given (the pipelined driver uses 1: see `pipelined`).
+pub(crate) fn replicas_with(max_append_entries: Option<usize>) -> Vec<Replica> {
     let ids: Vec<NodeId> = (0..SERVERS).collect();
     ids.iter()
         .map(|&id| {
-            let cfg = RsmConfig::new(Config::new(id, ids.clone()).with_seed(id + 1))
-                .with_max_raft_state(Some(max_raft_state()));
+            let mut raft = Config::new(id, ids.clone()).with_seed(id + 1);
+            if let Some(n) = max_append_entries {
+                raft.max_append_entries = n;
+            }
+            let cfg = RsmConfig::new(raft).with_max_raft_state(Some(max_raft_state()));
             Replica::new(cfg).expect("valid config")
         })
         .collect()
@@ -335,7 +351,7 @@ impl Bench {
 /// CPU time this thread has run, in seconds (Linux: /proc/thread-self/schedstat), so the
 /// rate can be reported per CPU-second too, which other processes on a shared machine do
 /// not distort.
-fn thread_cpu_secs() -> Option<f64> {
+pub(crate) fn thread_cpu_secs() -> Option<f64> {
     let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
     let ns: f64 = s.split_whitespace().next()?.parse().ok()?;
     Some(ns / 1e9)
@@ -386,13 +402,23 @@ fn main() {
             {
                 continue;
             }
-            for nthreads in [1, 4] {
+            for nthreads in [1, 2, 4] {
                 if (threads != "all" && threads != nthreads.to_string())
-                    || (counting && nthreads != 1)
+                    || (counting && nthreads == 4)
                 {
                     continue;
                 }
-                let (rate, cpu_rate, mut lat) = if nthreads == 1 {
+                let (rate, cpu_rate, mut lat) = if nthreads == 2 {
+                    let stop_after = std::env::var("KV_BENCH_OPS")
+                        .ok()
+                        .and_then(|s| s.parse().ok());
+                    let (rate, cpu, lat, ops) =
+                        pipelined::run(clients, mix, warmup, measure, stop_after);
+                    if stop_after.is_some() {
+                        eprintln!("ops in run: {ops}");
+                    }
+                    (rate, cpu, lat)
+                } else if nthreads == 1 {
                     let mut bench = Bench::new(clients, mix);
                     let result = bench.run(warmup, measure);
                     if bench.stop_after.is_some() {

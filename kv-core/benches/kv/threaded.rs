@@ -207,7 +207,7 @@ pub(crate) fn run(
 }
 
 /// CPU time of the whole process (all threads), in seconds, from /proc/self/stat.
-fn process_cpu_secs() -> Option<f64> {
+pub(crate) fn process_cpu_secs() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     // Fields after the command name (which may contain spaces) start after ')'.
     let rest = stat.rsplit_once(')')?.1;
