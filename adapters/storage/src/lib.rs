@@ -89,6 +89,13 @@
 //! * **Compaction.** After a sync, segments older than the one holding the first live
 //!   entry are deleted, oldest first (directory synced after each), and so are snapshot
 //!   files other than the current one.
+//! * **Preallocation** (Linux, [`StorageOptions::preallocate`], default 8 MiB): the active
+//!   segment's file is extended with `fallocate` ahead of the log, so most syncs write
+//!   inside the file and commit no new file size. The extension reads as zeros: when
+//!   only zeros follow a complete batch, the segment's records end there (a record is
+//!   never all zeros: its length is never 0). Safe `fallocate`
+//!   comes from `rustix` (already a dependency of `tempfile`); a file system that refuses
+//!   it just runs without.
 //!
 //! ## Recovery
 //!
@@ -96,7 +103,9 @@
 //! segment's checkpoint, and checks that each later header agrees with the replay. In the
 //! last segment, a damaged or incomplete batch is a **torn write** when no intact record of
 //! a later batch follows it (a later batch is written only after the earlier one was
-//! synced): it is cut off (file truncated and synced) and logged with `tracing`. Any other
+//! synced): it is cut off (file truncated and synced) and logged with `tracing`. Zeros
+//! after the last complete batch of any segment are its preallocated space, not damage.
+//! Any other
 //! damage, a missing segment in the middle, a header that disagrees, or a snapshot file
 //! that is missing or fails its checksum is a [`StorageError`] naming the file and byte
 //! offset. Bad data never panics.

@@ -4,6 +4,7 @@ use std::collections::{BTreeSet, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use stepwise_raft::{Entry, HardState, Persisted, Snapshot};
 
@@ -102,8 +103,9 @@ pub(crate) fn open(
         log: SegLog::default(),
         log_size: 0,
         segments: VecDeque::new(),
-        active: File::open(dir).map_err(io_err(dir))?, // replaced below
+        active: Arc::new(File::open(dir).map_err(io_err(dir))?), // replaced below
         active_len: 0,
+        active_file_len: 0,
         next_batch: 0,
         snapshot_files: BTreeSet::new(),
         next_snapshot_file: 0,
@@ -205,7 +207,12 @@ pub(crate) fn open(
                 .map_err(io_err(&path))?;
             f.seek(SeekFrom::Start(tail.valid_len))
                 .map_err(io_err(&path))?;
-            storage.active = f;
+            storage.active_file_len = f
+                .metadata()
+                .map_err(io_err(&path))?
+                .len()
+                .max(tail.valid_len);
+            storage.active = Arc::new(f);
             storage.active_len = tail.valid_len;
         }
     }

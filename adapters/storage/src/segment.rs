@@ -112,6 +112,16 @@ pub(crate) fn read_batches(
                 torn: None,
             });
         }
+        if batch_start == at && buf[at..].iter().all(|&b| b == 0) {
+            // Preallocated space past the last batch (see `StorageOptions::preallocate`):
+            // the end of the log. A batch that was being written there when the process
+            // stopped left non-zero bytes and is handled as a torn write below.
+            return Ok(Tail {
+                next_batch: batch,
+                valid_len: at as u64,
+                torn: None,
+            });
+        }
         let (rec, next) = match record::parse(buf, at) {
             Ok(r) => r,
             Err(e) => return damaged(at, batch, batch_start, e.describe()),

@@ -4,6 +4,7 @@ use std::collections::{BTreeSet, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use stepwise_raft::{Action, Entry, HardState, Index, Persisted, Snapshot, SnapshotMeta, Term};
 
@@ -26,6 +27,12 @@ pub struct StorageOptions {
     /// benchmarks: without it a power loss can lose or tear anything (a killed process
     /// still loses nothing it synced, since the kernel's page cache survives it).
     pub sync: bool,
+    /// Linux: the active segment's file is extended (`fallocate`) this many bytes ahead
+    /// of the log, so a sync writes into space that is already part of the file and need
+    /// not also commit a new file size (an `fdatasync` then costs about a quarter less
+    /// here, see docs/PERFORMANCE.md). The extension reads as zeros, which recovery takes
+    /// as the end of the log. Default 8 MiB; 0 turns it off. Ignored on other systems.
+    pub preallocate: u64,
 }
 
 impl Default for StorageOptions {
@@ -33,6 +40,7 @@ impl Default for StorageOptions {
         StorageOptions {
             segment_size: 64 << 20,
             sync: true,
+            preallocate: 8 << 20,
         }
     }
 }
@@ -47,6 +55,12 @@ impl StorageOptions {
     /// Sets [`sync`](Self::sync).
     pub fn with_sync(mut self, sync: bool) -> Self {
         self.sync = sync;
+        self
+    }
+
+    /// Sets [`preallocate`](Self::preallocate).
+    pub fn with_preallocate(mut self, bytes: u64) -> Self {
+        self.preallocate = bytes;
         self
     }
 }
@@ -89,8 +103,11 @@ pub struct RaftStorage {
     // Files.
     /// Segment numbers on disk, ascending; the last one is `active`.
     pub(crate) segments: VecDeque<u64>,
-    pub(crate) active: File,
+    /// The active segment, shared with a [`DataSync`] in flight (no `dup` per sync).
+    pub(crate) active: Arc<File>,
     pub(crate) active_len: u64,
+    /// Length of the active segment's file: `active_len` plus preallocated space.
+    pub(crate) active_file_len: u64,
     pub(crate) next_batch: u64,
     /// Snapshot file numbers on disk.
     pub(crate) snapshot_files: BTreeSet<u64>,
@@ -310,12 +327,11 @@ impl RaftStorage {
         {
             return self.sync().map(|()| None);
         }
-        let path = self.segment_path(self.active_segment());
-        let result = self
-            .write_records(false)
-            .and_then(|()| self.active.try_clone().map_err(io_err(&path)));
-        match result {
-            Ok(file) => Ok(Some(DataSync { file, path })),
+        match self.write_records(false) {
+            Ok(()) => Ok(Some(DataSync {
+                file: Arc::clone(&self.active),
+                path: self.segment_path(self.active_segment()),
+            })),
             Err(e) => {
                 self.poisoned = true;
                 Err(e)
@@ -362,8 +378,9 @@ impl RaftStorage {
             format::push_record(&mut self.scratch, &head, chunk);
         }
         let path = self.segment_path(self.active_segment());
+        self.reserve(self.scratch.len() as u64)?;
         self.step()?;
-        self.active
+        (&*self.active)
             .write_all(&self.scratch)
             .map_err(io_err(&path))?;
         if sync {
@@ -373,6 +390,35 @@ impl RaftStorage {
         self.active_len += self.scratch.len() as u64;
         self.next_batch += 1;
         self.pending.clear();
+        Ok(())
+    }
+
+    /// Makes sure the active segment's file extends `len` bytes past the log, extending
+    /// it by [`StorageOptions::preallocate`] when it does not (Linux; elsewhere a no-op).
+    fn reserve(&mut self, len: u64) -> Result<(), StorageError> {
+        let end = self.active_len + len;
+        if self.opts.preallocate == 0 || end <= self.active_file_len {
+            return Ok(());
+        }
+        let new_len = end + self.opts.preallocate;
+        #[cfg(target_os = "linux")]
+        {
+            self.step()?;
+            let from = self.active_file_len.max(self.active_len);
+            let flags = rustix::fs::FallocateFlags::empty();
+            if let Err(e) = rustix::fs::fallocate(&*self.active, flags, from, new_len - from) {
+                // Not supported by the file system, or no room for the whole extension:
+                // go on without (the write itself reports a real lack of space).
+                tracing::warn!(
+                    dir = %self.dir.display(),
+                    error = %e,
+                    "cannot preallocate log space; continuing without"
+                );
+                self.opts.preallocate = 0;
+                return Ok(());
+            }
+        }
+        self.active_file_len = new_len;
         Ok(())
     }
 
@@ -413,8 +459,9 @@ impl RaftStorage {
         fs::rename(&tmp, &path).map_err(io_err(&path))?;
         self.sync_dir()?;
         self.segments.push_back(header.segment);
-        self.active = f;
+        self.active = Arc::new(f);
         self.active_len = head.len() as u64;
+        self.active_file_len = self.active_len;
         Ok(())
     }
 
@@ -547,7 +594,7 @@ fn remove_if_exists(path: &Path) -> Result<(), StorageError> {
 /// Runs on any thread.
 #[derive(Debug)]
 pub struct DataSync {
-    file: File,
+    file: Arc<File>,
     path: PathBuf,
 }
 

@@ -113,11 +113,15 @@ struct Recorded {
 }
 
 fn record(segment_size: u64) -> Recorded {
+    record_with(exact().with_segment_size(segment_size))
+}
+
+fn record_with(opts: StorageOptions) -> Recorded {
     let root = tempfile::tempdir().unwrap();
     let live = root.path().join("live");
     let batches = script();
     let refs = reference(&batches);
-    let (mut s, _) = RaftStorage::open(&live, fast().with_segment_size(segment_size)).unwrap();
+    let (mut s, _) = RaftStorage::open(&live, opts).unwrap();
     let (mut before, mut after) = (Vec::new(), Vec::new());
     for (k, batch) in batches.iter().enumerate() {
         for a in batch {
@@ -191,7 +195,7 @@ fn crash_at_every_byte(segment_size: u64) {
                 let complete =
                     fs::read(out.join(name)).unwrap() == fs::read(&active_after).unwrap();
                 let expected = if complete { &r.refs[k + 1] } else { &r.refs[k] };
-                let (mut s, p) = RaftStorage::open(&out, fast().with_segment_size(segment_size))
+                let (mut s, p) = RaftStorage::open(&out, exact().with_segment_size(segment_size))
                     .unwrap_or_else(|e| panic!("batch {k}, cut {cut}, fill {fill:?}: {e}"));
                 assert_eq!(&p, expected, "batch {k}, cut {cut}, fill {fill:?}");
                 // Keep going from the recovered state, then recover again (on a stride).
@@ -446,7 +450,7 @@ fn batches_bigger_than_a_chunk_are_atomic() {
     let refs = reference(&batches);
     let root = tempfile::tempdir().unwrap();
     let live = root.path().join("live");
-    let (mut s, _) = RaftStorage::open(&live, fast()).unwrap();
+    let (mut s, _) = RaftStorage::open(&live, exact()).unwrap();
     apply_batch(&mut s, &batches[0]);
     let first_end = fs::metadata(&segments(&live)[0]).unwrap().len() as usize;
     apply_batch(&mut s, &batches[1]);
@@ -519,4 +523,86 @@ fn batches_written_unsynced_and_synced_off_thread_recover_like_synced_ones() {
     drop(s);
     let (_, p) = RaftStorage::open(dir.path(), opts).unwrap();
     assert_eq!(p, *refs.last().unwrap());
+}
+
+/// With preallocation the active segment ends in zeros: recovery takes them as the end of
+/// the log, a crash in the middle of a batch written into them is a torn write, and
+/// garbage there (a write that reached the disk only in part) is cut off like one.
+fn preallocated_tail(segment_size: u64) {
+    let opts = fast().with_segment_size(segment_size).with_preallocate(256);
+    let r = record_with(opts.clone());
+    let scratch = tempfile::tempdir().unwrap();
+    let mut cases = 0;
+    for k in 0..r.before.len() {
+        let active = segments(&r.after[k]).pop().unwrap();
+        let name = active.file_name().unwrap();
+        let after = fs::read(&active).unwrap();
+        let end = data_end(&after);
+        assert!(
+            end < after.len(),
+            "batch {k}: space preallocated past the log"
+        );
+        let before = fs::read(r.before[k].join(name)).unwrap_or_default();
+        let start = if before.is_empty() {
+            record_starts(&after)[1]
+        } else {
+            data_end(&before)
+        };
+        assert!(start < end, "batch {k} wrote something");
+        for cut in start..=end {
+            // The batch written up to `cut`, the preallocated zeros after it.
+            let mut bytes = after[..cut].to_vec();
+            bytes.resize(after.len(), 0);
+            let out = scratch.path().join(format!("case-{cases}"));
+            cases += 1;
+            torn(&r.before[k], &r.after[k], &out, 0, None);
+            rewrite(&out.join(name), &bytes);
+            // (The batch's last bytes may be zeros: then a shorter cut is the whole batch.)
+            let complete = bytes == after;
+            let expected = if complete { &r.refs[k + 1] } else { &r.refs[k] };
+            let (mut s, p) = RaftStorage::open(&out, opts.clone())
+                .unwrap_or_else(|e| panic!("batch {k}, cut {cut}: {e}"));
+            assert_eq!(&p, expected, "batch {k}, cut {cut}");
+            if complete || cut % 7 == 0 {
+                // Goes on writing into the rest of the space, and recovers again.
+                let mut next = p.clone();
+                let more = [
+                    hard_state(9, Some(2)),
+                    Action::AppendLog(vec![entry_with(s.last_index() + 1, 9, 0x77)]),
+                ];
+                for a in &more {
+                    next.apply(a);
+                    s.apply(a).unwrap();
+                }
+                s.sync().unwrap();
+                drop(s);
+                let (_, again) = RaftStorage::open(&out, opts.clone()).unwrap();
+                assert_eq!(again, next, "batch {k}, cut {cut}: after recovery");
+            }
+            fs::remove_dir_all(&out).unwrap();
+        }
+        // Garbage in the zeros after the last batch: cut off, nothing lost.
+        let mut bytes = after.clone();
+        bytes[(end + 3).min(after.len() - 1)] = 0xA5;
+        let out = scratch.path().join(format!("garbage-{k}"));
+        copy_dir(&r.after[k], &out);
+        rewrite(&out.join(name), &bytes);
+        assert_eq!(
+            open(&out).unwrap(),
+            r.refs[k + 1],
+            "batch {k}: garbage after"
+        );
+        fs::remove_dir_all(&out).unwrap();
+    }
+    assert!(cases > 300, "{cases} cases");
+}
+
+#[test]
+fn preallocated_tail_one_segment() {
+    preallocated_tail(64 << 20);
+}
+
+#[test]
+fn preallocated_tail_many_segments() {
+    preallocated_tail(200);
 }

@@ -85,6 +85,10 @@ struct Args {
     /// writes go as soon as as many as the last round carried have arrived.
     #[arg(long, default_value_t = 400)]
     batch_linger_us: u64,
+    /// MiB of log space allocated ahead of the write-ahead log (Linux `fallocate`), so a
+    /// sync need not also commit a new file size. 0 turns it off.
+    #[arg(long, default_value_t = 8)]
+    wal_preallocate_mib: u64,
     /// Tokio worker threads. One (the default) avoids waking a second worker for every
     /// message: fastest on the 2-core machine of docs/PERFORMANCE.md; each `fsync` still
     /// runs off the worker (`block_in_place`).
@@ -119,6 +123,7 @@ impl Args {
         opts.pipelined_sync = !self.no_pipelined_sync;
         opts.round_batching = !self.no_round_batching;
         opts.batch_linger = Duration::from_micros(self.batch_linger_us);
+        opts.wal_preallocate = self.wal_preallocate_mib << 20;
         opts.max_append_entries = self.max_append_entries.max(1);
         opts.min_sync_interval = Duration::from_micros(self.leader_sync_interval_us);
         opts.cluster_secret = self.cluster_secret;

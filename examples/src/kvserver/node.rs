@@ -67,6 +67,9 @@ pub struct NodeOptions {
     /// With round batching: how long the leader may wait after a round for the clients
     /// it answered ([`KvMachine::with_linger`]). Default 400 us.
     pub batch_linger: Duration,
+    /// Bytes of log space allocated ahead of the log ([`StorageOptions::preallocate`]).
+    /// Default 8 MiB; 0 turns it off.
+    pub wal_preallocate: u64,
     /// With `pipelined_sync`: least time between two syncs of the leader
     /// ([`NodeConfig::min_sync_interval`]). Default zero.
     pub min_sync_interval: Duration,
@@ -99,6 +102,7 @@ impl NodeOptions {
             pipelined_sync: true,
             round_batching: true,
             batch_linger: Duration::from_micros(400),
+            wal_preallocate: StorageOptions::default().preallocate,
             min_sync_interval: Duration::ZERO,
             cluster_secret: String::new(),
         }
@@ -473,9 +477,13 @@ pub async fn start_node(opts: NodeOptions) -> anyhow::Result<RunningNode> {
         .with_context(|| format!("--peers does not list this node ({id})"))?;
     std::fs::create_dir_all(&opts.data)
         .with_context(|| format!("creating {}", opts.data.display()))?;
-    let (storage, persisted) =
-        RaftStorage::open(&opts.data, StorageOptions::default().with_sync(opts.sync))
-            .with_context(|| format!("opening {}", opts.data.display()))?;
+    let (storage, persisted) = RaftStorage::open(
+        &opts.data,
+        StorageOptions::default()
+            .with_sync(opts.sync)
+            .with_preallocate(opts.wal_preallocate),
+    )
+    .with_context(|| format!("opening {}", opts.data.display()))?;
     let members: Vec<NodeId> = opts.peers.keys().copied().collect();
     let boot = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

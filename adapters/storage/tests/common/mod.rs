@@ -47,6 +47,26 @@ pub fn fast() -> StorageOptions {
     StorageOptions::default().with_sync(false)
 }
 
+/// [`fast`] without preallocation: every segment file ends where its last batch does,
+/// for the tests that cut and damage files byte by byte.
+pub fn exact() -> StorageOptions {
+    fast().with_preallocate(0)
+}
+
+/// Where the records of a segment end (the log's end when it was preallocated): the
+/// first offset holding no record length.
+pub fn data_end(bytes: &[u8]) -> usize {
+    let mut at = 8;
+    while at + 8 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        if len == 0 {
+            break;
+        }
+        at += 8 + len;
+    }
+    at.min(bytes.len())
+}
+
 /// A scripted run: each inner Vec is one batch (applied, then synced). Exercises hard
 /// state, appends, truncation into the middle of the log, a snapshot that keeps entries,
 /// and one that discards them all. The last batch holds no snapshot.
