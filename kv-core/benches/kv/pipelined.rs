@@ -101,7 +101,7 @@ impl Mailbox {
             if self.ready.load(Ordering::Acquire) || stop.load(Ordering::Relaxed) {
                 return;
             }
-            if i < 2_000 {
+            if i < 200 {
                 std::hint::spin_loop();
             } else {
                 if i.is_multiple_of(64) && Instant::now() >= deadline {

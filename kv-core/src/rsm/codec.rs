@@ -83,8 +83,22 @@ pub(crate) fn put_varint(out: &mut Vec<u8>, mut n: u64) {
 }
 
 /// Reads a LEB128 varint from the front of `data`, advancing it.
-#[inline]
+#[inline(always)]
 pub(crate) fn take_varint(data: &mut &[u8]) -> Result<u64, DecodeError> {
+    // Fast paths for one and two bytes (key lengths, client ids, most sequence numbers);
+    // they accept exactly what the loop below accepts.
+    let d: &[u8] = data;
+    match d {
+        [b0, rest @ ..] if *b0 < 0x80 => {
+            *data = rest;
+            return Ok(u64::from(*b0));
+        }
+        [b0, b1, rest @ ..] if *b1 < 0x80 => {
+            *data = rest;
+            return Ok(u64::from(*b0 & 0x7f) | (u64::from(*b1) << 7));
+        }
+        _ => {}
+    }
     let mut n: u64 = 0;
     for (i, &byte) in data.iter().enumerate().take(10) {
         n |= u64::from(byte & 0x7f) << (7 * i);
@@ -381,7 +395,18 @@ mod tests {
 
     #[test]
     fn varints_round_trip_and_refuse_overflow() {
-        for n in [0, 1, 127, 128, 300, u64::from(u32::MAX), u64::MAX] {
+        // (Through the one- and two-byte fast paths and the general loop.)
+        for n in [
+            0,
+            1,
+            127,
+            128,
+            300,
+            16383,
+            16384,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ] {
             let mut buf = Vec::new();
             put_varint(&mut buf, n);
             buf.push(0xAA);
@@ -396,6 +421,9 @@ mod tests {
         );
         assert!(take_varint(&mut &[0x80u8][..]).is_err());
         assert!(take_varint(&mut &[][..]).is_err());
+        // A padded (non-minimal) encoding reads the same through a fast path and the loop.
+        assert_eq!(take_varint(&mut &[0x85u8, 0x00][..]), Ok(5));
+        assert_eq!(take_varint(&mut &[0x85u8, 0x80, 0x00][..]), Ok(5));
     }
 
     #[test]

@@ -131,7 +131,7 @@ use stepwise_raft::{
 };
 
 pub use codec::{DecodeError, postcard_decode, postcard_encode};
-pub use session::{Seen, Session, SessionEntry, Sessions};
+pub use session::{Executed, Seen, Session, SessionEntry, Sessions};
 
 use codec::{
     EntryReader, Frame, PostcardEntry, decode_snapshot, encode_end_session, encode_entry,
@@ -661,7 +661,9 @@ impl<S: StateMachine, T> Rsm<S, T> {
             }
             return;
         }
-        let mut commands: SmallVec<[(Option<Session>, S::Command); 1]> = SmallVec::new();
+        // Room for the whole batch up front (no regrowth while collecting it).
+        let mut commands: SmallVec<[(Option<Session>, S::Command); 1]> =
+            SmallVec::with_capacity(hint);
         self.proposing.clear();
         self.proposing.reserve(hint);
         for sub in subs {
@@ -926,17 +928,14 @@ impl<S: StateMachine, T> Rsm<S, T> {
     ) {
         let result = match session {
             None => Ok(self.sm.apply(command)),
-            Some(s) => match self.sessions.check(s) {
-                Seen::New => {
-                    let output = self.sm.apply(command);
-                    self.sessions.record(s, output.clone());
+            // One session-table lookup for check and record.
+            Some(s) => match self.sessions.execute_once(s, || self.sm.apply(command)) {
+                Executed::New(output) => Ok(output),
+                Executed::Duplicate(output) => {
+                    self.stats.duplicates += 1;
                     Ok(output)
                 }
-                Seen::Done(o) => {
-                    self.stats.duplicates += 1;
-                    Ok(o.clone())
-                }
-                Seen::Stale => {
+                Executed::Stale => {
                     self.stats.duplicates += 1;
                     Err(SubmitError::Stale)
                 }

@@ -12,6 +12,7 @@
 //! that is safe.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -35,6 +36,18 @@ pub enum Seen<'a, O> {
     Done(&'a O),
     /// Older than the client's last executed command: the client has moved on, nobody waits
     /// for this answer.
+    Stale,
+}
+
+/// What [`Sessions::execute_once`] did with a command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Executed<O> {
+    /// A new command: executed, with this output (now recorded).
+    New(O),
+    /// A retry of the client's last executed command: not executed again; its recorded
+    /// output.
+    Duplicate(O),
+    /// Older than the client's last executed command: not executed, nothing to answer.
     Stale,
 }
 
@@ -96,6 +109,40 @@ impl<O> Sessions<O> {
             Some(e) if session.seq == e.seq => Seen::Done(&e.output),
             Some(e) if session.seq < e.seq => Seen::Stale,
             _ => Seen::New,
+        }
+    }
+
+    /// Executes the command tagged `session` at most once, with one table lookup: a new
+    /// command runs `execute` and its output is recorded (and returned); a retry of the
+    /// last executed command returns the recorded output without running `execute`; an
+    /// older one is [`Executed::Stale`]. Equivalent to [`Sessions::check`] followed by
+    /// [`Sessions::record`] for a new command.
+    pub fn execute_once(&mut self, session: Session, execute: impl FnOnce() -> O) -> Executed<O>
+    where
+        O: Clone,
+    {
+        match self.clients.entry(session.client) {
+            Entry::Occupied(e) => {
+                let e = e.into_mut();
+                if session.seq == e.seq {
+                    Executed::Duplicate(e.output.clone())
+                } else if session.seq < e.seq {
+                    Executed::Stale
+                } else {
+                    let output = execute();
+                    e.seq = session.seq;
+                    e.output = output.clone();
+                    Executed::New(output)
+                }
+            }
+            Entry::Vacant(v) => {
+                let output = execute();
+                v.insert(SessionEntry {
+                    seq: session.seq,
+                    output: output.clone(),
+                });
+                Executed::New(output)
+            }
         }
     }
 
@@ -169,6 +216,30 @@ mod tests {
         assert_eq!(t.check(s(1, 2)), Seen::Done(&"two"));
         assert_eq!(t.len(), 1);
         assert_eq!(t.get(1).map(|e| e.seq), Some(2));
+    }
+
+    #[test]
+    fn execute_once_runs_new_commands_only_and_agrees_with_check_and_record() {
+        let mut t: Sessions<u64> = Sessions::new();
+        let mut runs = 0;
+        let mut run = |t: &mut Sessions<u64>, session, out| {
+            t.execute_once(session, || {
+                runs += 1;
+                out
+            })
+        };
+        assert_eq!(run(&mut t, s(1, 1), 10), Executed::New(10));
+        assert_eq!(run(&mut t, s(1, 1), 11), Executed::Duplicate(10));
+        assert_eq!(run(&mut t, s(1, 2), 12), Executed::New(12));
+        assert_eq!(run(&mut t, s(1, 1), 13), Executed::Stale);
+        assert_eq!(run(&mut t, s(2, 5), 14), Executed::New(14));
+        assert_eq!(runs, 3);
+        // The same table as check + record would have built.
+        let mut u: Sessions<u64> = Sessions::new();
+        u.record(s(1, 2), 12);
+        u.record(s(2, 5), 14);
+        assert_eq!(t, u);
+        assert_eq!(t.check(s(1, 2)), Seen::Done(&12));
     }
 
     #[test]
