@@ -58,6 +58,15 @@ pub struct NodeConfig {
     ///
     /// [`Machine::takes_durable_reports`]: stepwise_host::Machine::takes_durable_reports
     pub min_sync_interval: Duration,
+    /// Run a blocking sync (every sync without `pipelined_sync`; with it, the syncs of a
+    /// machine that does not overlap them now, [`Machine::overlap_sync`], such as a Raft
+    /// follower) right on the node task's worker thread. Other tasks on that worker wait
+    /// for the sync; in exchange no thread hand-off happens per sync
+    /// (`tokio::task::block_in_place` hands the worker to another thread and back). Good
+    /// for a follower, whose acknowledgement waits for its sync anyway. Default `false`.
+    ///
+    /// [`Machine::overlap_sync`]: stepwise_host::Machine::overlap_sync
+    pub sync_in_place: bool,
 }
 
 impl NodeConfig {
@@ -82,6 +91,7 @@ impl NodeConfig {
             inbox_capacity: 4096,
             max_batch: 256,
             pipelined_sync: false,
+            sync_in_place: false,
             min_sync_interval: Duration::ZERO,
         }
     }

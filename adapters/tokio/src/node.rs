@@ -303,7 +303,8 @@ where
             tracing::error!(node, error = %e, "storage failed; stopping the node");
             NodeError::Storage(e)
         };
-        let may_block = Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread;
+        let may_block = Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread
+            && !self.shared.config.sync_in_place;
         let min_interval = self.shared.config.min_sync_interval;
         let mut last_sync = Instant::now();
         let mut syncing: Option<JoinHandle<Result<(), S::Error>>> = None;
@@ -405,7 +406,8 @@ where
         // After a stall, tick at the normal rate again rather than in a burst (a burst
         // would shorten every timeout at once).
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let may_block = Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread;
+        let may_block = Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread
+            && !self.shared.config.sync_in_place;
         loop {
             let wake = self.driver.machine().wake_at();
             tokio::select! {

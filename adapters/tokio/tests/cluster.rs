@@ -30,8 +30,19 @@ fn with_pipelined_sync_too() {
     linearizable_and_durable_after_a_graceful_shutdown(true);
 }
 
+#[test]
+fn with_syncs_in_place_too() {
+    // Without the pipelined sync every sync is a blocking one, so all of them run in
+    // place (on the node task's worker thread).
+    let cluster = TcpCluster::start_configured(3, false, true);
+    linearizable_and_durable_on(cluster);
+}
+
 fn linearizable_and_durable_after_a_graceful_shutdown(pipelined: bool) {
-    let cluster = TcpCluster::start_with(3, pipelined);
+    linearizable_and_durable_on(TcpCluster::start_with(3, pipelined));
+}
+
+fn linearizable_and_durable_on(cluster: TcpCluster) {
     cluster
         .observer
         .wait_leader(CONVERGE)

@@ -519,6 +519,10 @@ pub async fn start_node(opts: NodeOptions) -> anyhow::Result<RunningNode> {
     let mut node_config = NodeConfig::new(opts.cluster_id(), id, opts.peers.clone());
     node_config.pipelined_sync = opts.pipelined_sync;
     node_config.min_sync_interval = opts.min_sync_interval;
+    // With the pipelined sync a leader overlaps its syncs; the blocking syncs left are a
+    // follower's, whose acknowledgement waits for them anyway: run them in place (no
+    // thread hand-off per sync; measured 15 -> 11 us of follower CPU per set).
+    node_config.sync_in_place = opts.pipelined_sync;
     let machine = KvMachine::new(replica)
         .with_round_batching(opts.round_batching)
         .with_linger(opts.batch_linger);

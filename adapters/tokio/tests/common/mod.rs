@@ -32,6 +32,7 @@ pub struct TcpCluster {
     running: Mutex<BTreeMap<NodeId, Running>>,
     submitters: RwLock<BTreeMap<NodeId, Submitter<RegisterRequest>>>,
     pipelined: bool,
+    sync_in_place: bool,
 }
 
 pub fn raft_config(id: NodeId, members: &[NodeId]) -> Config {
@@ -50,6 +51,12 @@ impl TcpCluster {
 
     /// As [`start`](Self::start), with [`NodeConfig::pipelined_sync`] set to `pipelined`.
     pub fn start_with(n: u64, pipelined: bool) -> TcpCluster {
+        Self::start_configured(n, pipelined, false)
+    }
+
+    /// As [`start_with`](Self::start_with), and [`NodeConfig::sync_in_place`] set to
+    /// `sync_in_place`.
+    pub fn start_configured(n: u64, pipelined: bool, sync_in_place: bool) -> TcpCluster {
         let members: Vec<NodeId> = (1..=n).collect();
         let mut listeners = BTreeMap::new();
         for &id in &members {
@@ -71,6 +78,7 @@ impl TcpCluster {
             running: Mutex::new(BTreeMap::new()),
             submitters: RwLock::new(BTreeMap::new()),
             pipelined,
+            sync_in_place,
         };
         for (id, listener) in listeners {
             cluster.launch(id, listener);
@@ -86,6 +94,7 @@ impl TcpCluster {
         let mut config = NodeConfig::new(CLUSTER_ID, id, self.addrs.clone());
         config.handshake_timeout = Duration::from_millis(500);
         config.pipelined_sync = self.pipelined;
+        config.sync_in_place = self.sync_in_place;
         config
     }
 
