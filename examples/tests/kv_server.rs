@@ -384,16 +384,19 @@ fn kv_server_ends_the_sessions_of_closed_connections() {
     let leader = info_field(&mut c, "stepwise_leader") as usize - 1;
     let mut info = cluster.client(leader);
     let base = info_field(&mut info, "stepwise_sessions");
-    // 50 connections to the leader, one write each: 50 more sessions while they are open.
+    // 50 connections, 25 to the leader and 25 to a follower (which forwards), one write
+    // each: 50 more sessions while they are open.
+    let follower = (leader + 1) % 3;
     let mut open: Vec<Client> = (0..50)
         .map(|i| {
-            let mut c = cluster.client(leader);
+            let mut c = cluster.client(if i % 2 == 0 { leader } else { follower });
             assert_eq!(c.call_ready(&["SET", &format!("k{i}"), "v"]), Reply::ok());
             c
         })
         .collect();
     assert!(info_field(&mut info, "stepwise_sessions") >= base + 50);
-    // Closed, their sessions end (after the node's grace of 2 x 1.5 s) on every member.
+    // Closed, their sessions end (after the node's grace of 2 x 1.5 s) on every member:
+    // the follower asks the leader to end those of its connections.
     // (A leader change in between would leave some: the bound allows a few.)
     open.clear();
     let mut infos: Vec<Client> = (0..3).map(|i| cluster.client(i)).collect();

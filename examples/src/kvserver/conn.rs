@@ -1,5 +1,7 @@
 //! One client connection: decode RESP requests, execute them in order, reply.
 
+use std::sync::Arc;
+
 use bytes::{Bytes, BytesMut};
 use stepwise_kv::{KvError, KvOutput, KvResult, Op, Session};
 use stepwise_resp::{Decoder, Limits, Reply, Request, parse_integer};
@@ -24,7 +26,7 @@ struct Conn<'a> {
 /// Serves one client until it hangs up, sends `QUIT`, or breaks the protocol. Then, if
 /// the connection wrote anything, ends its session ([`Shared::end_session`]): its client
 /// id is never used again.
-pub async fn serve(shared: &Shared, stream: TcpStream) -> std::io::Result<()> {
+pub async fn serve(shared: &Arc<Shared>, stream: TcpStream) -> std::io::Result<()> {
     let mut conn = Conn {
         shared,
         client: shared.new_client(),
@@ -396,6 +398,19 @@ impl Conn<'_> {
                     Ok(result) => forward::encode_result(&result),
                     Err(_) => forward::encode_result(&Err(KvError::Timeout)),
                 })
+            }
+            name if name == forward::END_COMMAND => {
+                // A follower asks to end the session of its closed connection.
+                let Some(client) = forward::decode_end(request, &self.shared.token) else {
+                    return Err(request.unknown_command());
+                };
+                if self.shared.end_session_here(client).await {
+                    Ok(Reply::ok())
+                } else {
+                    Err(kv_error(KvError::WrongLeader {
+                        leader: Some(self.shared.leader()).filter(|&l| l != 0),
+                    }))
+                }
             }
             _ => Err(request.unknown_command()),
         }

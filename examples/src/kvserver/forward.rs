@@ -11,6 +11,10 @@
 //! further. Reply: `*3 VALUE <value> <version>`, `*2 WRITTEN <version>`,
 //! `*3 APPENDED <old> <version>`, `*2 DELETED <0|1>`, `*3 NUMBER <value> <version>`, or
 //! an error `-KV NOKEY|VERSION|STALE|NOTINT|OVERFLOW|WRONGLEADER <id or 0>|TIMEOUT`.
+//!
+//! A follower also forwards the end of a session whose connection closed:
+//! `STEPWISE.END <token> <client>`, answered `+OK` once the leader proposed it (or
+//! `-KV WRONGLEADER <id or 0>`); unknown without the token, as above.
 
 use bytes::{Bytes, BytesMut};
 use stepwise_kv::{KvError, KvOutput, KvResult, Op, Session};
@@ -18,6 +22,28 @@ use stepwise_resp::{Reply, Request, encode_request};
 
 /// The internal command's name.
 pub const COMMAND: &[u8] = b"STEPWISE.OP";
+
+/// The internal command that ends a session on the leader.
+pub const END_COMMAND: &[u8] = b"STEPWISE.END";
+
+/// Appends the request that ends `client`'s session to `out`.
+pub fn encode_end(client: u64, token: &Bytes, out: &mut BytesMut) {
+    let args = [
+        Bytes::from_static(END_COMMAND),
+        token.clone(),
+        Bytes::from(client.to_string()),
+    ];
+    encode_request(&args, out);
+}
+
+/// Parses an end-of-session request (all arguments, the command name included): the
+/// client id, if the token is right.
+pub fn decode_end(request: &Request, token: &[u8]) -> Option<u64> {
+    match &request.args[..] {
+        [_, t, client] if t == token => num(client).filter(|&c| c != 0),
+        _ => None,
+    }
+}
 
 /// Appends the forwarding request for `op` to `out`.
 pub fn encode_op(op: &Op, session: Option<Session>, token: &Bytes, out: &mut BytesMut) {
@@ -256,5 +282,24 @@ mod tests {
             assert_eq!(decode_op(&Request::new(args), b"t"), None);
         }
         assert_eq!(decode_result(&Reply::error("ERR nope")), None);
+    }
+
+    #[test]
+    fn end_of_session_requests_round_trip_and_need_the_token() {
+        let token = Bytes::from_static(b"s3cret");
+        let mut buf = BytesMut::new();
+        encode_end(77, &token, &mut buf);
+        let request = Decoder::default().decode(&mut buf).unwrap().unwrap();
+        assert!(request.name().eq_ignore_ascii_case(END_COMMAND));
+        assert_eq!(decode_end(&request, b"s3cret"), Some(77));
+        assert_eq!(decode_end(&request, b"guess"), None);
+        for args in [
+            vec!["STEPWISE.END", "s3cret"],
+            vec!["STEPWISE.END", "s3cret", "x"],
+            vec!["STEPWISE.END", "s3cret", "0"],
+            vec!["STEPWISE.END", "s3cret", "1", "2"],
+        ] {
+            assert_eq!(decode_end(&Request::new(args), b"s3cret"), None);
+        }
     }
 }

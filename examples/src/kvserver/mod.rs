@@ -59,10 +59,11 @@
 //!   that wrote, replicated and snapshotted) would otherwise grow with every connection
 //!   ever made. When a connection that wrote closes, its node waits `2 x --timeout-ms`
 //!   (every retry made for it, locally or by a leader it forwarded to, has ended by then,
-//!   so no copy of its writes can reach the log afterwards) and, if it leads then,
-//!   proposes [`stepwise_kv::replica::Input::EndSession`] for the connection's client id.
-//!   A follower skips it (no forwarding: best effort), so connections made to followers,
-//!   or closed across a leader change or a restart, still leave their entry. `INFO` shows
+//!   so no copy of its writes can reach the log afterwards), then, if it leads,
+//!   proposes [`stepwise_kv::replica::Input::EndSession`] for the connection's client id,
+//!   or, on a follower, asks the leader to (`STEPWISE.END`, with the forwarding token).
+//!   A connection closed across a leader change or a restart may still leave its entry
+//!   (best effort: a bounded retry while no leader is known). `INFO` shows
 //!   the table's size as `stepwise_sessions`.
 pub mod conn;
 pub mod forward;

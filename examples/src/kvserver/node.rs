@@ -176,19 +176,61 @@ impl Shared {
     /// table does not keep it forever. Best effort: after `2 × timeout` (by then every
     /// retry made for the connection has ended, here and on a leader it forwarded to,
     /// whose own retries of a forwarded operation stop within one `timeout`, assuming the
-    /// members run with the same timeout), and only if this node leads then; a follower
-    /// skips it (its clients' sessions stay in the table, as before).
-    pub fn end_session(&self, client: u64) {
-        let submitter = self.submitter.clone();
-        let status = Arc::clone(&self.status);
-        let id = self.opts.id;
-        let grace = 2 * self.opts.timeout;
+    /// members run with the same timeout), proposed here if this node leads, else sent to
+    /// the leader (`STEPWISE.END`, see [`forward`]), trying for one more `timeout` while
+    /// no leader is known or it cannot be reached.
+    pub fn end_session(self: &Arc<Self>, client: u64) {
+        let shared = Arc::clone(self);
         tokio::spawn(async move {
-            tokio::time::sleep(grace).await;
-            if status.leader() == id {
-                let _ = submitter.submit(KvRequest::EndSession(client)).await;
+            tokio::time::sleep(2 * shared.opts.timeout).await;
+            let deadline = Instant::now() + shared.opts.timeout;
+            while Instant::now() < deadline {
+                if shared.end_session_now(client, deadline).await {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
+            tracing::debug!(client, "could not end a closed connection's session");
         });
+    }
+
+    /// Proposes the end of `client`'s session here if this node leads, or asks the leader
+    /// to; whether that was done.
+    async fn end_session_now(&self, client: u64, deadline: Instant) -> bool {
+        let leader = self.leader();
+        if leader == self.opts.id {
+            return self.end_session_here(client).await;
+        }
+        let Some(&addr) = self.opts.client_peers.get(&leader) else {
+            return false;
+        };
+        let ask = async {
+            let mut stream = TcpStream::connect(addr).await?;
+            let mut out = BytesMut::new();
+            forward::encode_end(client, &self.token, &mut out);
+            stream.write_all(&out).await?;
+            let (mut input, mut decoder) = (BytesMut::new(), ReplyDecoder::default());
+            loop {
+                let bad = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+                if let Some(reply) = decoder.decode(&mut input).map_err(|e| bad(e.to_string()))? {
+                    return Ok::<bool, std::io::Error>(reply == Reply::ok());
+                }
+                if stream.read_buf(&mut input).await? == 0 {
+                    return Err(std::io::ErrorKind::UnexpectedEof.into());
+                }
+            }
+        };
+        matches!(tokio::time::timeout_at(deadline, ask).await, Ok(Ok(true)))
+    }
+
+    /// Proposes the end of `client`'s session if this node leads; whether it did.
+    pub async fn end_session_here(&self, client: u64) -> bool {
+        self.leader() == self.opts.id
+            && self
+                .submitter
+                .submit(KvRequest::EndSession(client))
+                .await
+                .is_ok()
     }
 
     /// A fresh session client id, unique across the cluster's lifetime with high
