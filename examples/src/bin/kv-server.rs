@@ -83,7 +83,7 @@ struct Args {
     /// the clients it just answered to send their next writes, so they share the next
     /// round instead of splitting into two alternating groups. 0 turns it off. The
     /// writes go as soon as as many as the last round carried have arrived.
-    #[arg(long, default_value_t = 400)]
+    #[arg(long, default_value_t = 1000)]
     batch_linger_us: u64,
     /// MiB of log space allocated ahead of the write-ahead log (Linux `fallocate`), so a
     /// sync need not also commit a new file size. 0 turns it off.

@@ -65,7 +65,7 @@ pub struct NodeOptions {
     /// ([`KvMachine::with_round_batching`]). Default on.
     pub round_batching: bool,
     /// With round batching: how long the leader may wait after a round for the clients
-    /// it answered ([`KvMachine::with_linger`]). Default 400 us.
+    /// it answered ([`KvMachine::with_linger`]). Default 1 ms.
     pub batch_linger: Duration,
     /// Bytes of log space allocated ahead of the log ([`StorageOptions::preallocate`]).
     /// Default 8 MiB; 0 turns it off.
@@ -101,7 +101,7 @@ impl NodeOptions {
             max_append_entries: 1,
             pipelined_sync: true,
             round_batching: true,
-            batch_linger: Duration::from_micros(400),
+            batch_linger: Duration::from_micros(1000),
             wal_preallocate: StorageOptions::default().preallocate,
             min_sync_interval: Duration::ZERO,
             cluster_secret: String::new(),
