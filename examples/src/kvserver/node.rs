@@ -205,20 +205,11 @@ impl Shared {
             return false;
         };
         let ask = async {
-            let mut stream = TcpStream::connect(addr).await?;
+            let mut link = Forwarder::connect(leader, addr, self.token.clone()).await?;
             let mut out = BytesMut::new();
             forward::encode_end(client, &self.token, &mut out);
-            stream.write_all(&out).await?;
-            let (mut input, mut decoder) = (BytesMut::new(), ReplyDecoder::default());
-            loop {
-                let bad = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
-                if let Some(reply) = decoder.decode(&mut input).map_err(|e| bad(e.to_string()))? {
-                    return Ok::<bool, std::io::Error>(reply == Reply::ok());
-                }
-                if stream.read_buf(&mut input).await? == 0 {
-                    return Err(std::io::ErrorKind::UnexpectedEof.into());
-                }
-            }
+            let replies = link.exchange(&out, 1).await?;
+            Ok::<bool, std::io::Error>(replies == [Reply::ok()])
         };
         matches!(tokio::time::timeout_at(deadline, ask).await, Ok(Ok(true)))
     }
@@ -405,27 +396,39 @@ impl Forwarder {
         for (op, session) in ops {
             forward::encode_op(op, *session, &self.token, &mut out);
         }
-        self.stream.write_all(&out).await?;
-        let mut results = Vec::with_capacity(ops.len());
-        let bad = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
-        while results.len() < ops.len() {
+        self.exchange(&out, ops.len())
+            .await?
+            .iter()
+            .map(|reply| {
+                forward::decode_result(reply)
+                    .ok_or_else(|| bad_data(format!("unexpected forwarding reply {reply:?}")))
+            })
+            .collect()
+    }
+
+    /// Sends `requests` (encoded) and reads `n` replies.
+    async fn exchange(&mut self, requests: &[u8], n: usize) -> std::io::Result<Vec<Reply>> {
+        self.stream.write_all(requests).await?;
+        let mut replies = Vec::with_capacity(n);
+        while replies.len() < n {
             if let Some(reply) = self
                 .decoder
                 .decode(&mut self.input)
-                .map_err(|e| bad(e.to_string()))?
+                .map_err(|e| bad_data(e.to_string()))?
             {
-                results.push(
-                    forward::decode_result(&reply)
-                        .ok_or_else(|| bad(format!("unexpected forwarding reply {reply:?}")))?,
-                );
+                replies.push(reply);
                 continue;
             }
             if self.stream.read_buf(&mut self.input).await? == 0 {
                 return Err(std::io::ErrorKind::UnexpectedEof.into());
             }
         }
-        Ok(results)
+        Ok(replies)
     }
+}
+
+fn bad_data(e: String) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, e)
 }
 
 impl Shared {
