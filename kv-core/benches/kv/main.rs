@@ -1,20 +1,32 @@
 //! Throughput and latency of the replicated KV service in one process.
 //!
-//! Three [`Replica`]s (Raft + the KV state machine) and N [`Clerk`]s run on one thread,
-//! exchanging messages through in-memory queues (Rust values, no serialization) and
-//! persisting to in-memory storage ([`Persisted::apply`]). Every clerk keeps one operation
-//! outstanding; keys are 16 bytes (10,000 distinct), values 128 bytes. The leader hands
-//! all client requests that arrived since its last turn to [`replica::Input::Requests`],
-//! so their writes share one log entry (group commit); Gets are served through ReadIndex
-//! and do not go through the log. Snapshots are on (`max_raft_state` 64 MiB).
+//! Three [`Replica`]s (Raft + the KV state machine) and N [`Clerk`]s exchange messages
+//! through in-memory queues (Rust values, no serialization) and persist to in-memory
+//! storage ([`Persisted::apply`]). Every clerk keeps one operation outstanding; keys are 16
+//! bytes (10,000 distinct), values 128 bytes. The leader hands the client requests that
+//! arrived since its last turn to [`replica::Input::Requests`], so their writes share one
+//! log entry (group commit); Gets are served through ReadIndex and do not go through the
+//! log. Snapshots are on (`max_raft_state` 64 MiB). Every write is replicated, persisted,
+//! committed and applied on all three replicas, with sessions.
+//!
+//! Two drivers run every row (`threads` column):
+//!
+//! * `1`: everything on one thread, in rounds (this file);
+//! * `2`: the leader on one thread, the followers on another, batches pipelined between
+//!   them (`pipelined.rs`);
+//! * `4` (only with `KV_BENCH_THREADS=4` or `all`): a thread per replica plus one for the
+//!   clerks (`threaded.rs`).
 //!
 //! ```text
-//! cargo bench -p stepwise-kv --bench kv                 # the full table
-//! KV_BENCH_SECS=1 cargo bench -p stepwise-kv --bench kv # shorter runs
+//! cargo bench -p stepwise-kv --bench kv                   # the full table, both drivers
+//! KV_BENCH_SECS=1 cargo bench -p stepwise-kv --bench kv   # shorter runs
+//! KV_BENCH_THREADS=2 cargo bench -p stepwise-kv --bench kv # one driver (1, 2, 4, all)
 //! ```
 //!
-//! Output: one line per (clients, mix) with operations per second (wall time) and the
-//! p50/p99/p99.9 latency of one operation as a clerk sees it (start to result).
+//! Output: one line per (clients, mix, driver) with operations per second (wall time), per
+//! CPU-second (the one-thread driver: its thread; the others: the whole process, spinning
+//! included), and the p50/p99/p99.9 latency of one operation as a clerk sees it (start to
+//! result).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -385,10 +397,19 @@ fn main() {
         "clients", "mix", "threads", "ops/s", "ops/cpu-s", "p50 us", "p99 us", "p99.9 us"
     );
     // KV_BENCH_ONLY=<clients>:<put|get> runs one configuration (for profiling);
-    // KV_BENCH_THREADS=4 runs the thread-per-replica driver instead of the one-thread
-    // driver, KV_BENCH_THREADS=all both.
+    // KV_BENCH_THREADS picks the drivers, a comma-separated list of 1 (one thread), 2 (the
+    // pipelined two-thread driver) and 4 (thread per replica); "all" runs all three. By
+    // default every row runs with 1 and 2.
     let only = std::env::var("KV_BENCH_ONLY").ok();
-    let threads = std::env::var("KV_BENCH_THREADS").unwrap_or_else(|_| "1".to_owned());
+    let threads = std::env::var("KV_BENCH_THREADS").unwrap_or_else(|_| "1,2".to_owned());
+    let drivers: Vec<usize> = if threads == "all" {
+        vec![1, 2, 4]
+    } else {
+        threads
+            .split(',')
+            .filter_map(|t| t.trim().parse().ok())
+            .collect()
+    };
     let counting = std::env::var("KV_BENCH_OPS").is_ok();
     for clients in [1usize, 64, 256] {
         for mix in [Mix::PutHeavy, Mix::GetHeavy] {
@@ -403,9 +424,7 @@ fn main() {
                 continue;
             }
             for nthreads in [1, 2, 4] {
-                if (threads != "all" && threads != nthreads.to_string())
-                    || (counting && nthreads == 4)
-                {
+                if !drivers.contains(&nthreads) || (counting && nthreads == 4) {
                     continue;
                 }
                 let (rate, cpu_rate, mut lat) = if nthreads == 2 {

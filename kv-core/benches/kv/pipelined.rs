@@ -1,19 +1,23 @@
 //! The same workload on two threads, one per core: the leader replica on one, the two
-//! followers on the other, and the clerks split between them (`KV_BENCH_CLERKS_ON_LEADER`
-//! percent of them on the leader's thread: by default half for the put-heavy mix, where
-//! the followers' two copies of the work balance the leader's, and none for the get-heavy
-//! mix, where the leader serves every read alone). Each thread runs
-//! turns like the one-thread driver's rounds over the replicas it owns; what is addressed to
-//! the other thread is collected during a turn and handed over as **one** batch at its end
-//! (a mutex-guarded `Vec` swapped with an empty one, so the vectors circulate and are not
-//! reallocated). A thread with nothing to do spins briefly, then yields, and only then
-//! blocks, so a hand-off under load is not a futex wake-up.
+//! followers on the other, and the clerks split between them: `KV_BENCH_CLERKS_ON_LEADER`
+//! percent of them live on the leader's thread (default: 75 for the put-heavy mix, whose
+//! followers apply every write twice over and so have less room; 100 for the get-heavy
+//! mix, where the followers have almost nothing to do but where moving clerks across
+//! costs more in cross-core traffic than it saves).
 //!
-//! Batches are pipelined: the leader proposes whatever requests arrived in every turn,
-//! without waiting for the previous batch's round to finish; Raft streams the entries to
-//! the followers (an acknowledgement releases everything appended meanwhile, see
-//! `Config::max_inflight`). So while the followers append and apply batch k, the leader
-//! commits batch k-1, applies it, answers, and proposes batch k+1.
+//! Each thread runs turns like the one-thread driver's rounds over what it owns. Whatever
+//! is addressed to the other thread is collected in an outbox and handed over right after
+//! the step that produced it, as one batch (a mutex-guarded `Vec` swapped with the
+//! receiver's empty one, so the vectors circulate instead of being reallocated). A thread
+//! with nothing to do spins briefly (~4 us), then yields, and only blocks when idle for
+//! long, so a hand-off under load is not a futex wake-up.
+//!
+//! Batches are pipelined: the leader proposes a turn's requests in chunks of
+//! `KV_BENCH_CHUNK` (default: half the clients), one log entry each, and Raft streams each
+//! entry to the followers as soon as it is appended (`max_append_entries` = 1, up to
+//! `max_inflight` = 32 AppendEntries in flight per follower; `KV_BENCH_MAX_APPEND` to
+//! change). So while the followers append and apply one entry, the leader proposes the
+//! next, and commits, applies and answers the previous one.
 //!
 //! The protocol is untouched: all three replicas replicate, persist (in memory), commit and
 //! apply every write, with sessions, exactly as in the one-thread driver. The leader is
@@ -350,13 +354,14 @@ impl Part {
             if !self.request_inbox[r].is_empty() {
                 busy = true;
                 let mut requests = std::mem::take(&mut self.request_inbox[r]);
+                // The next batch gets room for as many as this whole turn brought.
+                let room = requests.len();
                 while requests.len() > self.chunk {
                     let rest = requests.split_off(self.chunk);
                     self.step_replica(r, replica::Input::Requests(requests));
                     self.hand_over(other);
                     requests = rest;
                 }
-                let room = requests.len();
                 self.step_replica(r, replica::Input::Requests(requests));
                 self.hand_over(other);
                 self.request_inbox[r] = Vec::with_capacity(room);
@@ -417,7 +422,7 @@ impl Part {
 /// The share of the clerks that lives on the leader's thread, in percent.
 fn clerks_on_leader(mix: Mix) -> usize {
     let default = match mix {
-        Mix::PutHeavy => 50,
+        Mix::PutHeavy => 75,
         Mix::GetHeavy => 0,
     };
     env_or("KV_BENCH_CLERKS_ON_LEADER", default).min(100)
@@ -462,7 +467,9 @@ pub(crate) fn run(
         incoming: Vec::new(),
         replica_out: Vec::new(),
         stats: Stats::default(),
-        chunk: env_or("KV_BENCH_CHUNK", 64),
+        // Two entries per round of all clients: the followers start on the first while the
+        // leader proposes the second (`KV_BENCH_CHUNK` to change).
+        chunk: env_or("KV_BENCH_CHUNK", nclients.div_ceil(2)).max(1),
         next_tick: Instant::now(),
         counting: stop_after.is_some(),
     };
