@@ -432,7 +432,7 @@ impl Part {
 fn clerks_on_leader(mix: Mix) -> usize {
     let default = match mix {
         Mix::PutHeavy => 75,
-        Mix::GetHeavy => 0,
+        Mix::GetHeavy => 100,
     };
     env_or("KV_BENCH_CLERKS_ON_LEADER", default).min(100)
 }
