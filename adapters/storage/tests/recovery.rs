@@ -163,6 +163,24 @@ fn torn(before: &Path, after: &Path, out: &Path, cut: usize, fill: Option<u8>) {
     rewrite(&out.join(active.file_name().unwrap()), &bytes);
 }
 
+/// A storage recovered as `p` from `dir` takes more writes, and they survive the next
+/// recovery.
+fn keeps_working(mut s: RaftStorage, p: Persisted, dir: &Path, opts: StorageOptions) {
+    let mut next = p;
+    let more = [
+        hard_state(9, Some(2)),
+        Action::AppendLog(vec![entry_with(s.last_index() + 1, 9, 0x77)]),
+    ];
+    for a in &more {
+        next.apply(a);
+        s.apply(a).unwrap();
+    }
+    s.sync().unwrap();
+    drop(s);
+    let (_, again) = RaftStorage::open(dir, opts).unwrap();
+    assert_eq!(again, next, "after recovery");
+}
+
 /// A crash at every byte of every batch's write (plain cut, zero fill, garbage fill)
 /// recovers the state before that batch, or after it once it is complete; the recovered
 /// storage keeps working.
@@ -195,7 +213,7 @@ fn crash_at_every_byte(segment_size: u64) {
                 let complete =
                     fs::read(out.join(name)).unwrap() == fs::read(&active_after).unwrap();
                 let expected = if complete { &r.refs[k + 1] } else { &r.refs[k] };
-                let (mut s, p) = RaftStorage::open(&out, exact().with_segment_size(segment_size))
+                let (s, p) = RaftStorage::open(&out, exact().with_segment_size(segment_size))
                     .unwrap_or_else(|e| panic!("batch {k}, cut {cut}, fill {fill:?}: {e}"));
                 assert_eq!(&p, expected, "batch {k}, cut {cut}, fill {fill:?}");
                 // Keep going from the recovered state, then recover again (on a stride).
@@ -203,22 +221,7 @@ fn crash_at_every_byte(segment_size: u64) {
                     fs::remove_dir_all(&out).unwrap();
                     continue;
                 }
-                let mut next = p.clone();
-                let more = [
-                    hard_state(9, Some(2)),
-                    Action::AppendLog(vec![entry_with(s.last_index() + 1, 9, 0x77)]),
-                ];
-                for a in &more {
-                    next.apply(a);
-                    s.apply(a).unwrap();
-                }
-                s.sync().unwrap();
-                drop(s);
-                assert_eq!(
-                    open(&out).unwrap(),
-                    next,
-                    "batch {k}, cut {cut}: after recovery"
-                );
+                keeps_working(s, p, &out, exact().with_segment_size(segment_size));
                 fs::remove_dir_all(&out).unwrap();
             }
         }
@@ -560,24 +563,12 @@ fn preallocated_tail(segment_size: u64) {
             // (The batch's last bytes may be zeros: then a shorter cut is the whole batch.)
             let complete = bytes == after;
             let expected = if complete { &r.refs[k + 1] } else { &r.refs[k] };
-            let (mut s, p) = RaftStorage::open(&out, opts.clone())
+            let (s, p) = RaftStorage::open(&out, opts.clone())
                 .unwrap_or_else(|e| panic!("batch {k}, cut {cut}: {e}"));
             assert_eq!(&p, expected, "batch {k}, cut {cut}");
             if complete || cut % 7 == 0 {
                 // Goes on writing into the rest of the space, and recovers again.
-                let mut next = p.clone();
-                let more = [
-                    hard_state(9, Some(2)),
-                    Action::AppendLog(vec![entry_with(s.last_index() + 1, 9, 0x77)]),
-                ];
-                for a in &more {
-                    next.apply(a);
-                    s.apply(a).unwrap();
-                }
-                s.sync().unwrap();
-                drop(s);
-                let (_, again) = RaftStorage::open(&out, opts.clone()).unwrap();
-                assert_eq!(again, next, "batch {k}, cut {cut}: after recovery");
+                keeps_working(s, p, &out, opts.clone());
             }
             fs::remove_dir_all(&out).unwrap();
         }
