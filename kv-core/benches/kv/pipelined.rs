@@ -38,6 +38,9 @@ use stepwise_raft::{Message, NodeId, Persisted};
 
 use crate::{CLIENT_BASE, Mix, SERVERS, TICK, Workload, clerks, replicas_with};
 
+/// How long an idle thread yields before it blocks.
+const YIELD_FOR: Duration = Duration::from_micros(50);
+
 /// Something for the other thread.
 enum Envelope {
     Raft {
@@ -101,18 +104,28 @@ impl Mailbox {
     /// yields, then blocks.
     fn wait(&self, deadline: Instant, stop: &AtomicBool, stats: &mut Stats) {
         stats.waits += 1;
-        for i in 0..20_000u32 {
+        // Spin ~4 us (a hand-off under load arrives within that), then yield for up to
+        // `YIELD_FOR` (cheap while the core is ours; a yield that lets another process run
+        // costs a time slice, so it is bounded in time, not in count), then block.
+        for _ in 0..200 {
             if self.ready.load(Ordering::Acquire) || stop.load(Ordering::Relaxed) {
                 return;
             }
-            if i < 200 {
-                std::hint::spin_loop();
-            } else {
-                if i.is_multiple_of(64) && Instant::now() >= deadline {
-                    return;
-                }
-                thread::yield_now();
+            std::hint::spin_loop();
+        }
+        let until = Instant::now() + YIELD_FOR;
+        loop {
+            if self.ready.load(Ordering::Acquire) || stop.load(Ordering::Relaxed) {
+                return;
             }
+            let now = Instant::now();
+            if now >= deadline {
+                return;
+            }
+            if now >= until {
+                break;
+            }
+            thread::yield_now();
         }
         stats.parks += 1;
         let mut q = self.queue.lock().expect("mailbox");
