@@ -21,7 +21,9 @@ use tokio::sync::oneshot;
 /// connection's order; it may reorder requests of different connections, which are
 /// concurrent (a connection waits for a request's answer before sending a read after
 /// a write, see `conn`). While the leader has a round in flight, writes wait for it
-/// ([`with_round_batching`](KvMachine::with_round_batching)).
+/// ([`with_round_batching`](KvMachine::with_round_batching)), and after a round they may
+/// wait a moment for the clients it answered ([`with_linger`](KvMachine::with_linger);
+/// the machine then asks to be woken, [`Machine::wake_at`]).
 #[derive(Debug)]
 pub struct KvMachine {
     replica: Replica,
