@@ -12,7 +12,8 @@
 #
 # Usage (from the workspace root):
 #   examples/scripts/kv-server-bench.sh [ROUNDS] [CLIENTS] [REQUESTS]
-#   ROUNDS    rounds of (kv-server, etcd, redis), interleaved (default 1)
+#   ROUNDS    rounds (default 1); in each, fresh clusters of all systems run side by
+#             side and every test (op, client count) runs on each system in turn
 #   CLIENTS   client counts (default "1 16 64")
 #   REQUESTS  requests per test at 16+ clients (default 100000; 1 client: a fifth)
 #
@@ -56,19 +57,28 @@ stop_all() {
 
 requests_for() { if [ "$1" -le 1 ]; then echo $((requests / 5)); else echo "$requests"; fi; }
 
-# redis_bench SYSTEM PORT: redis-benchmark set,get at every client count.
-redis_bench() {
-    local system=$1 port=$2 c n
-    for c in $clients; do
-        n=$(requests_for "$c")
-        redis-benchmark -p "$port" -t set,get -d 128 -c "$c" -n "$n" --csv |
-            tr -d '"' | awk -F, -v s="$system" -v c="$c" -v n="$n" \
-            '$1 == "SET" || $1 == "GET" { printf "%s,%s,%s,%s,%.0f,%s,%s\n", s, tolower($1), c, n, $2, $5, $7 }' \
-            >>"$results"
-    done
+# redis_one SYSTEM PORT OP CLIENTS: one redis-benchmark test (op set or get).
+redis_one() {
+    local system=$1 port=$2 op=$3 c=$4 n
+    n=$(requests_for "$c")
+    redis-benchmark -p "$port" -t "$op" -d 128 -c "$c" -n "$n" --csv |
+        tr -d '"' | awk -F, -v s="$system" -v c="$c" -v n="$n" \
+        '$1 == "SET" || $1 == "GET" { printf "%s,%s,%s,%s,%.0f,%s,%s\n", s, tolower($1), c, n, $2, $5, $7 }' \
+        >>"$results"
 }
 
-run_kv() {
+# etcd_one LEADER OP CLIENTS: one etcd-load test (op set or get).
+etcd_one() {
+    local leader=$1 op=$2 c=$3 n
+    n=$(requests_for "$c")
+    [ "$op" = set ] && op=put
+    "$etcd_load" --endpoint "$leader" --op "$op" --clients "$c" --requests "$n" \
+        --conns "$etcd_conns" --size 128 | awk -F, '{ o = $1 == "put" ? "set" : "get";
+            printf "etcd,%s,%s,%s,%s,%s,%s\n", o, $2, $3, $4, $5, $6 }' >>"$results"
+}
+
+# start_kv ROUND: starts 3 kv-server processes; sets kv_port to the leader's client port.
+start_kv() {
     local round=$1 i peers cpeers leader=0 tries=0
     peers="1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103"
     cpeers="1=127.0.0.1:6391,2=127.0.0.1:6392,3=127.0.0.1:6393"
@@ -86,12 +96,13 @@ run_kv() {
         leader=$(redis-cli -p 6391 info 2>/dev/null | tr -d '\r' |
             awk -F: '$1 == "stepwise_leader" { print $2 }') || leader=0
     done
-    redis_bench kv-server "639$leader"
-    stop_all
+    kv_port="639$leader"
 }
 
-run_etcd() {
-    local round=$1 i cluster="" leader="" tries=0 eps=""
+# start_etcd ROUND: starts a 3-member etcd cluster; sets etcd_leader to the leader's URL.
+start_etcd() {
+    local round=$1 i cluster="" tries=0 eps=""
+    etcd_leader=""
     for i in 1 2 3; do
         cluster+="${cluster:+,}e$i=http://127.0.0.1:2380$i"
         eps+="${eps:+,}http://127.0.0.1:2379$i"
@@ -106,27 +117,18 @@ run_etcd() {
             --initial-cluster-state new >"$work/etcd-$round-$i.log" 2>&1 &
         pids+=($!)
     done
-    while [ -z "$leader" ]; do
+    while [ -z "$etcd_leader" ]; do
         tries=$((tries + 1))
         [ "$tries" -le 100 ] || { echo "etcd: no leader" >&2; exit 1; }
         sleep 0.2
         # endpoint status (simple): URL, id, version, size, is-leader, ...
-        leader=$(ETCDCTL_API=3 etcdctl --endpoints="$eps" endpoint status 2>/dev/null |
-            awk -F', ' '$5 == "true" { print $1 }') || leader=""
+        etcd_leader=$(ETCDCTL_API=3 etcdctl --endpoints="$eps" endpoint status 2>/dev/null |
+            awk -F', ' '$5 == "true" { print $1 }') || etcd_leader=""
     done
-    local c n op
-    for c in $clients; do
-        n=$(requests_for "$c")
-        for op in put get; do
-            "$etcd_load" --endpoint "$leader" --op "$op" --clients "$c" --requests "$n" \
-                --conns "$etcd_conns" --size 128 | awk -F, '{ o = $1 == "put" ? "set" : "get";
-                    printf "etcd,%s,%s,%s,%s,%s,%s\n", o, $2, $3, $4, $5, $6 }' >>"$results"
-        done
-    done
-    stop_all
 }
 
-run_redis() {
+# start_redis ROUND: starts redis-server (appendfsync always) on port 6399.
+start_redis() {
     local round=$1 tries=0
     mkdir -p "$work/redis-$round"
     redis-server --port 6399 --bind 127.0.0.1 --dir "$work/redis-$round" --save "" \
@@ -137,8 +139,6 @@ run_redis() {
         [ "$tries" -le 100 ] || { echo "redis-server did not start" >&2; exit 1; }
         sleep 0.1
     done
-    redis_bench redis 6399
-    stop_all
 }
 
 table() {
@@ -167,15 +167,29 @@ table() {
 echo "work dir: $work; $(nproc) CPUs; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 for round in $(seq 1 "$rounds"); do
     : >"$results"
+    # All systems run at once (idle while another is loaded), and each test alternates
+    # between them, so the numbers compared were taken seconds apart.
     for system in $systems; do
-        echo "== round $round: $system; load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
         case $system in
-            kv-server) run_kv "$round" ;;
-            etcd) run_etcd "$round" ;;
-            redis) run_redis "$round" ;;
+            kv-server) start_kv "$round" ;;
+            etcd) start_etcd "$round" ;;
+            redis) start_redis "$round" ;;
             *) echo "unknown system $system (kv-server, etcd, redis)" >&2; exit 2 ;;
         esac
     done
+    for c in $clients; do
+        for op in set get; do
+            for system in $systems; do
+                echo "== round $round: $system $op, $c clients; load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+                case $system in
+                    kv-server) redis_one kv-server "$kv_port" "$op" "$c" ;;
+                    etcd) etcd_one "$etcd_leader" "$op" "$c" ;;
+                    redis) redis_one redis 6399 "$op" "$c" ;;
+                esac
+            done
+        done
+    done
+    stop_all
     cp "$results" "$work/round-$round.csv"
     table "$round"
 done
