@@ -4,7 +4,10 @@
 # on its default 16 server workers and on 2 (one per core of this machine), so that ratios
 # come from one run. Both report operations per wall second and per CPU-second (ours: the
 # benchmark thread's CPU time; openraft's: the whole process's), the second being what a
-# shared, noisy machine distorts least. Usage (from the repo root):
+# shared, noisy machine distorts least. stepwise-kv prints every row for its one-thread
+# driver (threads = 1, CPU time of that thread) and its pipelined two-thread driver
+# (threads = 2, CPU time of the whole process); KV_BENCH_THREADS=1 (or 2) in the
+# environment keeps one. Usage (from the repo root):
 #   bench/openraft-minimal/kv_side_by_side.sh [ROUNDS] [OPENRAFT_OPS] [KV_SECS]
 set -eu
 ROUNDS=${1:-2}
