@@ -285,6 +285,13 @@ where
         }
     }
 
+    /// Whether a blocking sync should run in `block_in_place` (a multi-threaded runtime
+    /// and not [`NodeConfig::sync_in_place`]) rather than right on this thread.
+    fn may_block_in_place(&self) -> bool {
+        Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread
+            && !self.shared.config.sync_in_place
+    }
+
     fn publish_stats(&self) {
         *self.stats.lock().unwrap_or_else(PoisonError::into_inner) = self.driver.stats();
     }
@@ -303,8 +310,7 @@ where
             tracing::error!(node, error = %e, "storage failed; stopping the node");
             NodeError::Storage(e)
         };
-        let may_block = Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread
-            && !self.shared.config.sync_in_place;
+        let may_block = self.may_block_in_place();
         let min_interval = self.shared.config.min_sync_interval;
         let mut last_sync = Instant::now();
         let mut syncing: Option<JoinHandle<Result<(), S::Error>>> = None;
@@ -406,8 +412,7 @@ where
         // After a stall, tick at the normal rate again rather than in a burst (a burst
         // would shorten every timeout at once).
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let may_block = Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread
-            && !self.shared.config.sync_in_place;
+        let may_block = self.may_block_in_place();
         loop {
             let wake = self.driver.machine().wake_at();
             tokio::select! {
