@@ -427,6 +427,40 @@ mod tests {
     }
 
     #[test]
+    fn varint_fast_paths_agree_with_the_general_loop() {
+        // The loop alone, as `take_varint` was before its fast paths.
+        fn general(data: &mut &[u8]) -> Result<u64, DecodeError> {
+            let mut n: u64 = 0;
+            for (i, &byte) in data.iter().enumerate().take(10) {
+                n |= u64::from(byte & 0x7f) << (7 * i);
+                if byte & 0x80 == 0 {
+                    if i == 9 && byte > 1 {
+                        break;
+                    }
+                    *data = &data[i + 1..];
+                    return Ok(n);
+                }
+            }
+            Err(DecodeError::malformed("bad varint"))
+        }
+        // Every input of up to two bytes, alone and followed by more bytes.
+        let mut inputs: Vec<Vec<u8>> = vec![vec![]];
+        for b0 in 0..=255u8 {
+            inputs.push(vec![b0]);
+            for b1 in 0..=255u8 {
+                inputs.push(vec![b0, b1]);
+                inputs.push(vec![b0, b1, 0x05]);
+                inputs.push(vec![b0, b1, 0x85, 0x01, 0xAA]);
+            }
+        }
+        for input in inputs {
+            let (mut a, mut b) = (&input[..], &input[..]);
+            assert_eq!(take_varint(&mut a), general(&mut b), "{input:?}");
+            assert_eq!(a, b, "{input:?}");
+        }
+    }
+
+    #[test]
     fn bad_entries_are_errors_not_panics() {
         assert_eq!(EntryReader::open(&[]).err(), Some(DecodeError::Empty));
         assert_eq!(
