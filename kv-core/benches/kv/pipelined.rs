@@ -611,9 +611,24 @@ pub(crate) fn run(
             b.stats
         );
     }
-    // Every replica applied the writes (all three are still there and got entries).
-    for r in a.replicas.iter().chain(&b.replicas).flatten() {
-        assert!(r.rsm().applied_index() > 1, "a replica applied nothing");
+    // Every replica applied the writes: all three are still there, and none is behind the
+    // most advanced by more than the entries that can be in flight (32 AppendEntries of
+    // one entry each) plus the commit index still on its way.
+    let applied: Vec<u64> = a
+        .replicas
+        .iter()
+        .chain(&b.replicas)
+        .flatten()
+        .map(|r| r.rsm().applied_index())
+        .collect();
+    let most = applied.iter().copied().max().unwrap_or(0);
+    assert_eq!(applied.len(), n, "a replica went missing");
+    assert!(
+        applied.iter().all(|&i| i > 1 && i + 2 * 32 >= most),
+        "a replica fell behind: applied indexes {applied:?}"
+    );
+    if std::env::var("KV_BENCH_VERBOSE").is_ok() {
+        eprintln!("applied indexes at the end: {applied:?}");
     }
     let (rate, cpu, ops) = result;
     let mut latencies = std::mem::take(&mut a.side.latencies);
