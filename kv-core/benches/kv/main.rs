@@ -393,6 +393,10 @@ fn main() {
         )
     };
     println!(
+        "# threads: 1 = one-thread driver; 2 = pipelined two-thread driver (leader | followers; \
+         ops/cpu-s over both threads, spinning included); 4 = thread per replica"
+    );
+    println!(
         "{:>8} {:>9} {:>8} {:>12} {:>14} {:>10} {:>10} {:>10}",
         "clients", "mix", "threads", "ops/s", "ops/cpu-s", "p50 us", "p99 us", "p99.9 us"
     );
