@@ -292,6 +292,18 @@ where
             && !self.shared.config.sync_in_place
     }
 
+    /// Ends the batch and flushes it, waiting for its sync: in `block_in_place` if
+    /// `may_block` and the batch persists something, else right here.
+    fn flush_blocking(&mut self, may_block: bool) -> Result<(), S::Error> {
+        self.driver.end_batch();
+        let (driver, outlet) = (&mut self.driver, &mut self.outlet);
+        if may_block && driver.needs_persist() {
+            tokio::task::block_in_place(|| driver.flush(outlet))
+        } else {
+            driver.flush(outlet)
+        }
+    }
+
     fn publish_stats(&self) {
         *self.stats.lock().unwrap_or_else(PoisonError::into_inner) = self.driver.stats();
     }
@@ -348,14 +360,7 @@ where
             {
                 // Nothing in flight and the machine prefers not to overlap now: the
                 // blocking flush, as in `run`.
-                self.driver.end_batch();
-                let (driver, outlet) = (&mut self.driver, &mut self.outlet);
-                let flushed = if may_block && driver.needs_persist() {
-                    tokio::task::block_in_place(|| driver.flush(outlet))
-                } else {
-                    driver.flush(outlet)
-                };
-                if let Err(e) = flushed {
+                if let Err(e) = self.flush_blocking(may_block) {
                     return Err(storage_failed(Box::new(e)));
                 }
             } else {
@@ -431,14 +436,7 @@ where
                     Err(_) => break,
                 }
             }
-            self.driver.end_batch();
-            let (driver, outlet) = (&mut self.driver, &mut self.outlet);
-            let flushed = if may_block && driver.needs_persist() {
-                tokio::task::block_in_place(|| driver.flush(outlet))
-            } else {
-                driver.flush(outlet)
-            };
-            if let Err(e) = flushed {
+            if let Err(e) = self.flush_blocking(may_block) {
                 tracing::error!(node, error = %e, "storage failed; stopping the node");
                 return Err(NodeError::Storage(Box::new(e)));
             }
