@@ -656,13 +656,25 @@ fn a_malformed_end_session_entry_is_skipped_and_counted() {
         &[super::codec::ENTRY_FORMAT, 1, 2, 5, 9], // a trailing byte: still ends 5
         &good,                                     // 5 again: nothing left to remove
     ];
+    let rsm = lone_leader_restored(entries.iter().map(|d| Bytes::copy_from_slice(d)));
+    assert!(rsm.is_leader());
+    assert!(rsm.applied_index() > 5);
+    assert_eq!(rsm.state().n, 1);
+    assert_eq!(rsm.stats().bad_entries, 3);
+    assert_eq!(rsm.stats().sessions_ended, 1);
+    assert!(rsm.sessions().is_empty());
+}
+
+/// A one-member `Rsm` restored from a log of raw command entries (term 1, one entry per
+/// item), ticked until it leads and has applied them.
+fn lone_leader_restored(entries: impl IntoIterator<Item = Bytes>) -> Rsm<Counter, u64> {
     let mut disk = Persisted::default();
     disk.hard_state.term = 1;
-    for (k, data) in entries.iter().enumerate() {
+    for (k, data) in entries.into_iter().enumerate() {
         disk.entries.push(stepwise_raft::Entry {
             term: 1,
             index: k as u64 + 1,
-            payload: Payload::Command(Bytes::copy_from_slice(data)),
+            payload: Payload::Command(data),
         });
     }
     let mut rsm: Rsm<Counter, u64> =
@@ -670,12 +682,7 @@ fn a_malformed_end_session_entry_is_skipped_and_counted() {
     for _ in 0..200 {
         rsm.step(Input::Tick);
     }
-    assert!(rsm.is_leader());
-    assert!(rsm.applied_index() > 5);
-    assert_eq!(rsm.state().n, 1);
-    assert_eq!(rsm.stats().bad_entries, 3);
-    assert_eq!(rsm.stats().sessions_ended, 1);
-    assert!(rsm.sessions().is_empty());
+    rsm
 }
 
 #[test]
@@ -697,20 +704,7 @@ fn entries_of_the_older_postcard_format_still_apply() {
     let mut trailing = vec![1u8, 1];
     trailing = postcard::to_extend(&(None::<Session>, Cmd::Inc), trailing).unwrap();
     trailing.push(0);
-    let mut disk = Persisted::default();
-    disk.hard_state.term = 1;
-    for (k, data) in [old, truncated, trailing].into_iter().enumerate() {
-        disk.entries.push(stepwise_raft::Entry {
-            term: 1,
-            index: k as u64 + 1,
-            payload: Payload::Command(Bytes::from(data)),
-        });
-    }
-    let mut rsm: Rsm<Counter, u64> =
-        Rsm::restore(config(0, 1, None), disk, Counter::default()).unwrap();
-    for _ in 0..200 {
-        rsm.step(Input::Tick);
-    }
+    let rsm = lone_leader_restored([old, truncated, trailing].map(Bytes::from));
     assert!(rsm.is_leader() && rsm.applied_index() > 3);
     // The retry of client 7's seq 1 was a duplicate then, and is one now.
     assert_eq!(rsm.state().n, 4);
