@@ -46,6 +46,19 @@ pub struct Config {
     ///
     /// [`Input::LogDurable`]: crate::Input::LogDurable
     pub durable_reports: bool,
+    /// Whether a follower serves linearizable reads itself (Raft thesis 6.4): on
+    /// [`Input::ReadIndex`] it asks the leader for a read index (one message per read
+    /// context, so a service batches its reads under one context) and answers
+    /// [`Action::ReadReady`] with it once the leader confirmed its leadership with a quorum
+    /// round; the service serves the read once it applied through that index. Off (the
+    /// default): a follower answers [`Action::ReadFailed`] at once. A forwarded read fails
+    /// when the follower's term changes, when the leader cannot serve it, or when no answer
+    /// came within `election_ticks_min` ticks (the message may have been lost).
+    ///
+    /// [`Input::ReadIndex`]: crate::Input::ReadIndex
+    /// [`Action::ReadReady`]: crate::Action::ReadReady
+    /// [`Action::ReadFailed`]: crate::Action::ReadFailed
+    pub follower_reads: bool,
 }
 
 impl Config {
@@ -65,6 +78,7 @@ impl Config {
             pre_vote: true,
             seed: 0,
             durable_reports: false,
+            follower_reads: false,
         }
     }
 

@@ -1,8 +1,8 @@
 //! # stepwise-raft: Raft as a pure state machine
 //!
 //! This crate implements the Raft consensus algorithm (the extended paper's Figure 2, log
-//! compaction from section 7, plus pre-vote, check-quorum and ReadIndex from Ongaro's
-//! thesis) as a **sans-IO** state machine. A [`Node`] never touches a socket, a disk, a
+//! compaction from section 7, plus pre-vote, check-quorum and ReadIndex, on the leader and
+//! forwarded from followers, from Ongaro's thesis) as a **sans-IO** state machine. A [`Node`] never touches a socket, a disk, a
 //! clock or a thread: you feed it [`Input`]s and carry out the [`Action`]s it returns.
 //!
 //! ```
@@ -44,7 +44,9 @@
 //! * Call `step(Input::Receive { from, msg })` for every message from a peer. The
 //!   transport must tell the truth about `from`; messages from non-members are dropped.
 //! * The service proposes with [`Input::Propose`], reads linearizably with
-//!   [`Input::ReadIndex`], and hands over snapshots with [`Input::Snapshot`].
+//!   [`Input::ReadIndex`], and hands over snapshots with [`Input::Snapshot`]. With
+//!   [`Config::follower_reads`] a follower's `ReadIndex` asks the leader for the index to
+//!   wait for (one message per read context), so followers can serve reads too.
 //!
 //! ## The action contract
 //!

@@ -164,6 +164,26 @@ pub enum Message {
         /// The `seq` of the request being answered.
         seq: u64,
     },
+    /// A follower asks the leader for a read index on its service's behalf (Raft thesis
+    /// 6.4, reads served by followers; sent only with
+    /// [`Config::follower_reads`](crate::Config::follower_reads)).
+    ReadIndex {
+        /// The follower's term.
+        term: Term,
+        /// The follower's tag for the read, echoed in the reply.
+        ctx: u64,
+    },
+    /// The answer to `ReadIndex`.
+    ReadIndexReply {
+        /// The answering node's term.
+        term: Term,
+        /// The `ctx` of the request being answered.
+        ctx: u64,
+        /// The read index once a quorum round confirmed the leadership (the follower serves
+        /// the read after applying through it), or `None`: the node cannot serve it (not
+        /// the leader, or leadership lost meanwhile).
+        index: Option<Index>,
+    },
 }
 
 impl Message {
@@ -175,7 +195,9 @@ impl Message {
             | Message::AppendEntries { term, .. }
             | Message::AppendReply { term, .. }
             | Message::InstallSnapshot { term, .. }
-            | Message::SnapshotReply { term, .. } => *term,
+            | Message::SnapshotReply { term, .. }
+            | Message::ReadIndex { term, .. }
+            | Message::ReadIndexReply { term, .. } => *term,
         }
     }
 }

@@ -39,9 +39,27 @@ struct Leader {
     /// Current round number, carried by every request and echoed by replies.
     seq: u64,
     /// Reads waiting for the next confirmation round.
-    reads_waiting: Vec<u64>,
+    reads_waiting: Vec<ReadRequest>,
     /// The round in flight: its number and the reads it confirms, with their read index.
-    round: Option<(u64, Vec<(u64, Index)>)>,
+    round: Option<(u64, Vec<(ReadRequest, Index)>)>,
+}
+
+/// A read waiting for the leader's confirmation round: the service's own (`from: None`)
+/// or one a follower forwarded (`Config::follower_reads`).
+#[derive(Clone, Copy, Debug)]
+struct ReadRequest {
+    ctx: u64,
+    from: Option<NodeId>,
+}
+
+/// A read this follower forwarded to the leader, waiting for its answer.
+#[derive(Clone, Copy, Debug)]
+struct Forwarded {
+    ctx: u64,
+    /// The term it was forwarded in: a read still waiting when the term changes fails.
+    term: Term,
+    /// When it was sent (`Node::now`).
+    sent: u64,
 }
 
 #[derive(Debug)]
@@ -96,6 +114,8 @@ pub struct Node {
     rng: oorandom::Rand64,
     /// The (term, leader) last announced with `LeaderChanged`.
     announced: (Term, Option<NodeId>),
+    /// Reads forwarded to the leader (`Config::follower_reads`), oldest first.
+    forwarded: Vec<Forwarded>,
     stats: Stats,
 }
 
@@ -146,6 +166,7 @@ impl Node {
             votes_for_me: Vec::new(),
             now: 0,
             announced: (persisted.hard_state.term, None),
+            forwarded: Vec::new(),
             stats: Stats::default(),
             cfg: config,
         };
@@ -250,6 +271,9 @@ impl Node {
 
     fn tick(&mut self, out: &mut Vec<Action>) {
         self.now += 1;
+        if !self.forwarded.is_empty() {
+            self.expire_forwarded(out);
+        }
         if let RoleState::Leader(l) = &mut self.role {
             l.heartbeat_elapsed += 1;
             l.quorum_elapsed += 1;
@@ -444,10 +468,24 @@ impl Node {
                 l.round
                     .take()
                     .into_iter()
-                    .flat_map(|(_, r)| r.into_iter().map(|(c, _)| c)),
+                    .flat_map(|(_, r)| r.into_iter().map(|(read, _)| read)),
             );
-            for ctx in failed.collect::<Vec<_>>() {
-                out.push(Action::ReadFailed { ctx, leader });
+            for read in failed.collect::<Vec<_>>() {
+                match read.from {
+                    None => out.push(Action::ReadFailed {
+                        ctx: read.ctx,
+                        leader,
+                    }),
+                    // The follower learns at once instead of waiting for its timeout.
+                    Some(to) => out.push(Action::Send {
+                        to,
+                        msg: Message::ReadIndexReply {
+                            term: self.term,
+                            ctx: read.ctx,
+                            index: None,
+                        },
+                    }),
+                }
             }
         }
         self.role = RoleState::Follower;
@@ -1016,15 +1054,94 @@ impl Node {
     // ----- linearizable reads (thesis 6.4) -------------------------------------------------
 
     fn read_index(&mut self, ctx: u64, out: &mut Vec<Action>) {
-        let RoleState::Leader(l) = &mut self.role else {
-            out.push(Action::ReadFailed {
+        match (&mut self.role, self.leader) {
+            (RoleState::Leader(l), _) => {
+                l.reads_waiting.push(ReadRequest { ctx, from: None });
+                self.check_reads(out);
+            }
+            (RoleState::Follower, Some(leader)) if self.cfg.follower_reads => {
+                // Thesis 6.4: the leader confirms its leadership and names the index to
+                // wait for; the service here serves the read once it applied that far.
+                self.forwarded.push(Forwarded {
+                    ctx,
+                    term: self.term,
+                    sent: self.now,
+                });
+                out.push(Action::Send {
+                    to: leader,
+                    msg: Message::ReadIndex {
+                        term: self.term,
+                        ctx,
+                    },
+                });
+            }
+            _ => out.push(Action::ReadFailed {
                 ctx,
                 leader: self.leader,
+            }),
+        }
+    }
+
+    /// On the leader: a follower's forwarded read joins the next confirmation round. Any
+    /// other node answers at once that it cannot serve it.
+    fn on_read_index_request(&mut self, from: NodeId, ctx: u64, out: &mut Vec<Action>) {
+        let RoleState::Leader(l) = &mut self.role else {
+            out.push(Action::Send {
+                to: from,
+                msg: Message::ReadIndexReply {
+                    term: self.term,
+                    ctx,
+                    index: None,
+                },
             });
             return;
         };
-        l.reads_waiting.push(ctx);
+        l.reads_waiting.push(ReadRequest {
+            ctx,
+            from: Some(from),
+        });
         self.check_reads(out);
+    }
+
+    /// On a follower: the leader's answer to a forwarded read. Answers nobody waits for
+    /// any more (expired, or a duplicate) are ignored. `index` is trusted only from the
+    /// current term: the leader confirmed its leadership after it received the request, so
+    /// every write completed before the read began is at or below `index`; an answer from
+    /// an older term is failed instead, which keeps the rule simple to check.
+    fn on_read_index_reply(
+        &mut self,
+        msg_term: Term,
+        ctx: u64,
+        index: Option<Index>,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(at) = self.forwarded.iter().position(|f| f.ctx == ctx) else {
+            return;
+        };
+        let f = self.forwarded.remove(at);
+        match index {
+            Some(index) if msg_term == self.term && f.term == self.term => {
+                out.push(Action::ReadReady { ctx, index })
+            }
+            _ => out.push(Action::ReadFailed {
+                ctx,
+                leader: self.leader,
+            }),
+        }
+    }
+
+    /// Fails forwarded reads whose term has passed or whose answer is overdue (lost
+    /// request or reply), so the service can answer its clients.
+    fn expire_forwarded(&mut self, out: &mut Vec<Action>) {
+        let (term, now, patience) = (self.term, self.now, u64::from(self.cfg.election_ticks_min));
+        let leader = self.leader;
+        self.forwarded.retain(|f| {
+            let keep = f.term == term && now - f.sent < patience;
+            if !keep {
+                out.push(Action::ReadFailed { ctx: f.ctx, leader });
+            }
+            keep
+        });
     }
 
     /// Completes the confirmation round if a majority answered it, and starts the next
@@ -1039,8 +1156,19 @@ impl Node {
             let acks = 1 + l.progress.iter().filter(|p| p.ack_seq >= *seq).count();
             if acks >= quorum {
                 let (_, reads) = l.round.take().expect("checked above");
-                for (ctx, index) in reads {
-                    out.push(Action::ReadReady { ctx, index });
+                for (read, index) in reads {
+                    let ctx = read.ctx;
+                    match read.from {
+                        None => out.push(Action::ReadReady { ctx, index }),
+                        Some(to) => out.push(Action::Send {
+                            to,
+                            msg: Message::ReadIndexReply {
+                                term: self.term,
+                                ctx,
+                                index: Some(index),
+                            },
+                        }),
+                    }
                 }
             }
         }
@@ -1120,6 +1248,17 @@ impl Node {
                         seq,
                     },
                 }),
+                Message::ReadIndex { ctx, .. } => out.push(Action::Send {
+                    to: from,
+                    msg: Message::ReadIndexReply {
+                        term: self.term,
+                        ctx,
+                        index: None,
+                    },
+                }),
+                Message::ReadIndexReply { term, ctx, index } => {
+                    self.on_read_index_reply(term, ctx, index, out)
+                }
                 _ => {}
             }
             return;
@@ -1161,6 +1300,10 @@ impl Node {
             Message::SnapshotReply {
                 match_index, seq, ..
             } => self.on_snapshot_reply(from, match_index, seq, out),
+            Message::ReadIndex { ctx, .. } => self.on_read_index_request(from, ctx, out),
+            Message::ReadIndexReply { term, ctx, index } => {
+                self.on_read_index_reply(term, ctx, index, out)
+            }
         }
     }
 

@@ -658,6 +658,236 @@ fn read_index_on_follower_fails() {
     );
 }
 
+/// Makes node 2 a follower of leader 1 in term 1.
+fn follower_of_1(cfg: Config) -> Node {
+    let mut node = Node::new(cfg).unwrap();
+    recv(
+        &mut node,
+        1,
+        Message::AppendEntries {
+            term: 1,
+            prev_index: 0,
+            prev_term: 0,
+            entries: vec![],
+            commit: 0,
+            seq: 1,
+        },
+    );
+    assert_eq!(node.leader(), Some(1));
+    node
+}
+
+fn follower_reads(id: NodeId) -> Config {
+    let mut cfg = config(id);
+    cfg.follower_reads = true;
+    cfg
+}
+
+/// Thesis 6.4 (reads on followers): a follower forwards the read to the leader and reports
+/// the index the leader answers; the service waits for it before serving.
+#[test]
+fn follower_forwards_a_read_and_reports_the_leaders_index() {
+    let mut node = follower_of_1(follower_reads(2));
+    let out = node.step(Input::ReadIndex { ctx: 9 });
+    assert_eq!(
+        out,
+        vec![Action::Send {
+            to: 1,
+            msg: Message::ReadIndex { term: 1, ctx: 9 }
+        }]
+    );
+    let reply = |index| Message::ReadIndexReply {
+        term: 1,
+        ctx: 9,
+        index,
+    };
+    let out = recv(&mut node, 1, reply(Some(4)));
+    assert_eq!(out, vec![Action::ReadReady { ctx: 9, index: 4 }]);
+    // A duplicate of the answer is ignored.
+    assert!(recv(&mut node, 1, reply(Some(4))).is_empty());
+    // A refusal fails the read, naming the leader.
+    node.step(Input::ReadIndex { ctx: 10 });
+    let out = recv(
+        &mut node,
+        1,
+        Message::ReadIndexReply {
+            term: 1,
+            ctx: 10,
+            index: None,
+        },
+    );
+    assert_eq!(
+        out,
+        vec![Action::ReadFailed {
+            ctx: 10,
+            leader: Some(1)
+        }]
+    );
+}
+
+/// Without `follower_reads`, or without a known leader, a follower fails reads at once.
+#[test]
+fn follower_reads_need_the_option_and_a_leader() {
+    let mut node = follower_of_1(config(2));
+    assert_eq!(
+        node.step(Input::ReadIndex { ctx: 1 }),
+        vec![Action::ReadFailed {
+            ctx: 1,
+            leader: Some(1)
+        }]
+    );
+    let mut node = Node::new(follower_reads(2)).unwrap();
+    assert_eq!(
+        node.step(Input::ReadIndex { ctx: 1 }),
+        vec![Action::ReadFailed {
+            ctx: 1,
+            leader: None
+        }]
+    );
+}
+
+/// A forwarded read whose answer was lost fails after `election_ticks_min` ticks, and one
+/// still waiting when the term changes fails at the next tick; a late answer is ignored.
+#[test]
+fn forwarded_reads_fail_when_overdue_or_when_the_term_changes() {
+    let cfg = follower_reads(2);
+    let patience = cfg.election_ticks_min;
+    let mut node = follower_of_1(cfg);
+    node.step(Input::ReadIndex { ctx: 1 });
+    for _ in 1..patience {
+        let out = node.step(Input::Tick);
+        assert!(!out.iter().any(|a| matches!(a, Action::ReadFailed { .. })));
+        // Keep the leader alive so no election starts.
+        recv(
+            &mut node,
+            1,
+            Message::AppendEntries {
+                term: 1,
+                prev_index: 0,
+                prev_term: 0,
+                entries: vec![],
+                commit: 0,
+                seq: 2,
+            },
+        );
+    }
+    let out = node.step(Input::Tick);
+    assert!(out.contains(&Action::ReadFailed {
+        ctx: 1,
+        leader: Some(1)
+    }));
+    let late = Message::ReadIndexReply {
+        term: 1,
+        ctx: 1,
+        index: Some(3),
+    };
+    assert!(recv(&mut node, 1, late).is_empty());
+
+    // A new term (leader 3 of term 2) fails the read forwarded in term 1.
+    node.step(Input::ReadIndex { ctx: 2 });
+    recv(
+        &mut node,
+        3,
+        Message::AppendEntries {
+            term: 2,
+            prev_index: 0,
+            prev_term: 0,
+            entries: vec![],
+            commit: 0,
+            seq: 1,
+        },
+    );
+    let out = node.step(Input::Tick);
+    assert!(out.contains(&Action::ReadFailed {
+        ctx: 2,
+        leader: Some(3)
+    }));
+}
+
+/// The leader serves a follower's read with the same confirmation round as its own: the
+/// answer (the commit index when the round started) leaves once a majority acknowledged.
+#[test]
+fn leader_answers_a_forwarded_read_after_a_majority_round() {
+    let mut node = Node::new(config(1)).unwrap();
+    elect(&mut node);
+    let ack = |seq| Message::AppendReply {
+        term: 1,
+        result: AppendResult::Success { match_index: 1 },
+        seq,
+    };
+    recv(&mut node, 2, ack(1));
+    assert_eq!(node.commit_index(), 1);
+    let out = recv(&mut node, 3, Message::ReadIndex { term: 1, ctx: 5 });
+    let round = sends(&out);
+    assert_eq!(round.len(), 2, "a heartbeat to each follower: {out:?}");
+    assert!(
+        round
+            .iter()
+            .all(|(_, m)| matches!(m, Message::AppendEntries { .. }))
+    );
+    let seq = match round[0].1 {
+        Message::AppendEntries { seq, .. } => *seq,
+        m => panic!("unexpected {m:?}"),
+    };
+    let out = recv(&mut node, 2, ack(seq));
+    assert!(
+        out.contains(&Action::Send {
+            to: 3,
+            msg: Message::ReadIndexReply {
+                term: 1,
+                ctx: 5,
+                index: Some(1)
+            }
+        }),
+        "{out:?}"
+    );
+}
+
+/// A leader that steps down refuses the forwarded reads it still holds, so the followers
+/// need not wait for their timeout; a node that is not the leader refuses at once.
+#[test]
+fn forwarded_reads_are_refused_by_a_deposed_leader_and_by_non_leaders() {
+    let mut node = Node::new(config(1)).unwrap();
+    elect(&mut node);
+    recv(&mut node, 3, Message::ReadIndex { term: 1, ctx: 5 });
+    // A newer term deposes the leader.
+    let out = recv(
+        &mut node,
+        2,
+        Message::AppendEntries {
+            term: 2,
+            prev_index: 0,
+            prev_term: 0,
+            entries: vec![],
+            commit: 0,
+            seq: 1,
+        },
+    );
+    assert!(
+        out.contains(&Action::Send {
+            to: 3,
+            msg: Message::ReadIndexReply {
+                term: 2,
+                ctx: 5,
+                index: None
+            }
+        }),
+        "{out:?}"
+    );
+    let out = recv(&mut node, 3, Message::ReadIndex { term: 2, ctx: 6 });
+    assert_eq!(
+        sends(&out),
+        [(
+            3,
+            &Message::ReadIndexReply {
+                term: 2,
+                ctx: 6,
+                index: None
+            }
+        )]
+    );
+}
+
 /// Section 7: a snapshot older than what the follower has committed is not installed.
 #[test]
 fn stale_snapshot_is_not_installed() {
@@ -804,7 +1034,7 @@ impl Arbitrary for AnyInput {
             },
             _ => {
                 let term = small(g);
-                let msg = match u8::arbitrary(g) % 6 {
+                let msg = match u8::arbitrary(g) % 8 {
                     0 => Message::RequestVote {
                         term,
                         last_index: small(g),
@@ -857,10 +1087,19 @@ impl Arbitrary for AnyInput {
                         },
                         seq: small(g),
                     },
-                    _ => Message::SnapshotReply {
+                    5 => Message::SnapshotReply {
                         term,
                         match_index: small(g),
                         seq: small(g),
+                    },
+                    6 => Message::ReadIndex {
+                        term,
+                        ctx: small(g),
+                    },
+                    _ => Message::ReadIndexReply {
+                        term,
+                        ctx: small(g),
+                        index: bool::arbitrary(g).then(|| small(g)),
                     },
                 };
                 Input::Receive { from, msg }
@@ -879,6 +1118,8 @@ fn prop_no_input_panics_or_breaks_invariants() {
         let members: Vec<u64> = if single { vec![1] } else { vec![1, 2, 3] };
         let mut cfg = Config::new(1, members).with_seed(3);
         cfg.durable_reports = durable_reports;
+        // Forwarded reads whenever the node is a follower with a leader.
+        cfg.follower_reads = !durable_reports;
         let mut node = Node::new(cfg).unwrap();
         let mut last_applied = 0;
         for AnyInput(input) in inputs {
