@@ -65,6 +65,13 @@ pub struct ClerkConfig {
     /// Give up on an operation after this many ticks with [`KvError::Timeout`]; `None`
     /// retries forever (as the lab's clerks do).
     pub deadline_ticks: Option<u32>,
+    /// Send Gets to this server first instead of the leader: a follower that serves reads
+    /// (the servers need [`Config::follower_reads`](stepwise_raft::Config::follower_reads)),
+    /// for instance the one nearest the client, to take reads off the leader. A refusal, or
+    /// no answer within `retry_ticks`, sends the Get on to the leader as usual; answers from
+    /// this server do not change which server the clerk takes for the leader. `None` (the
+    /// default): Gets go to the leader like everything else.
+    pub read_from: Option<NodeId>,
 }
 
 impl ClerkConfig {
@@ -78,6 +85,7 @@ impl ClerkConfig {
             retry_ticks: 10,
             backoff_ticks: 5,
             deadline_ticks: None,
+            read_from: None,
         }
     }
 
@@ -139,6 +147,8 @@ struct Current {
     transmissions: u32,
     /// Ticks since the operation started.
     elapsed: u32,
+    /// A Get sent to [`ClerkConfig::read_from`] rather than the leader, and the ticks since.
+    pinned: Option<(NodeId, u32)>,
 }
 
 /// Numbers a client's requests: an id per request (replies echo it, so late replies to
@@ -271,11 +281,13 @@ impl Clerk {
     }
 
     fn begin(&mut self, op: Op, out: &mut Vec<Action>) {
-        let (id, session) = self.ids.next(!op.is_read());
+        let read = op.is_read();
+        let (id, session) = self.ids.next(!read);
         self.current = Some(Current {
             request: Request { id, session, op },
             transmissions: 0,
             elapsed: 0,
+            pinned: self.cfg.read_from.filter(|_| read).map(|s| (s, 0)),
         });
         self.retry.restart();
         self.transmit(out);
@@ -289,7 +301,7 @@ impl Clerk {
         self.retry.sent();
         self.stats.sent += 1;
         out.push(Action::Send {
-            to: self.retry.target(),
+            to: cur.pinned.map_or(self.retry.target(), |(s, _)| s),
             request: cur.request.clone(),
         });
     }
@@ -301,6 +313,16 @@ impl Clerk {
         cur.elapsed = cur.elapsed.saturating_add(1);
         if self.cfg.deadline_ticks.is_some_and(|d| cur.elapsed >= d) {
             self.finish(Err(KvError::Timeout), out);
+            return;
+        }
+        if let Some((_, ticks)) = &mut cur.pinned {
+            // The read server's own timeout; the leader's rotation is left alone.
+            *ticks += 1;
+            if *ticks >= self.cfg.retry_ticks {
+                cur.pinned = None;
+                self.stats.timeouts += 1;
+                self.transmit(out);
+            }
             return;
         }
         let backing_off = self.retry.backing_off();
@@ -321,6 +343,21 @@ impl Clerk {
             self.stats.ignored += 1;
             return;
         }
+        if let Some((server, _)) = cur.pinned {
+            if from != server {
+                self.stats.ignored += 1;
+                return;
+            }
+            if matches!(reply.result, Err(KvError::WrongLeader { .. })) {
+                // The read server cannot serve it now: on to the leader.
+                cur.pinned = None;
+                self.stats.wrong_leader += 1;
+                self.transmit(out);
+            } else {
+                self.finish(reply.result, out);
+            }
+            return;
+        }
         match reply.result {
             Err(KvError::WrongLeader { leader }) => {
                 if from != self.retry.target() || self.retry.backing_off() {
@@ -338,7 +375,10 @@ impl Clerk {
                 self.stats.ignored += 1;
             }
             result => {
-                self.retry.answered(from);
+                if !(cur.request.op.is_read() && self.cfg.read_from == Some(from)) {
+                    // (A late answer from the read server says nothing about the leader.)
+                    self.retry.answered(from);
+                }
                 let maybe = !self.cfg.sessions
                     && cur.request.op.is_versioned_put()
                     && cur.transmissions > 1
@@ -505,5 +545,62 @@ mod tests {
             .is_empty()
         );
         assert!(!c.is_idle());
+    }
+
+    #[test]
+    fn reads_go_to_the_read_server_and_writes_to_the_leader() {
+        let mut cfg = ClerkConfig::new(1, vec![0, 1, 2]);
+        cfg.read_from = Some(2);
+        let mut c = Clerk::new(cfg);
+        let value = Ok(KvOutput::Value {
+            value: "v".into(),
+            version: 1,
+        });
+        assert_eq!(sent(&c.step(Input::Start(Op::get("k")))), [(2, 1)]);
+        let a = c.step(Input::Receive {
+            from: 2,
+            reply: reply(1, value.clone()),
+        });
+        assert_eq!(a, [Action::Done(value)]);
+        // The read server's answer did not make it the leader: writes still go to 0.
+        assert_eq!(sent(&c.step(Input::Start(Op::put_any("k", "w")))), [(0, 2)]);
+        let a = c.step(Input::Receive {
+            from: 0,
+            reply: reply(2, Ok(KvOutput::Written { version: 2 })),
+        });
+        assert_eq!(a, [Action::Done(Ok(KvOutput::Written { version: 2 }))]);
+        // A refusal from the read server sends the Get on to the leader at once.
+        assert_eq!(sent(&c.step(Input::Start(Op::get("k")))), [(2, 3)]);
+        let a = c.step(Input::Receive {
+            from: 2,
+            reply: reply(3, Err(KvError::WrongLeader { leader: Some(0) })),
+        });
+        assert_eq!(sent(&a), [(0, 3)]);
+        assert_eq!(c.stats().wrong_leader, 1);
+    }
+
+    #[test]
+    fn a_silent_read_server_times_out_to_the_leader_without_moving_it() {
+        let mut cfg = ClerkConfig::new(1, vec![0, 1, 2]);
+        cfg.read_from = Some(2);
+        cfg.retry_ticks = 3;
+        let mut c = Clerk::new(cfg);
+        c.step(Input::Start(Op::get("k")));
+        assert!(sent(&c.step(Input::Tick)).is_empty());
+        assert!(sent(&c.step(Input::Tick)).is_empty());
+        assert_eq!(sent(&c.step(Input::Tick)), [(0, 1)]);
+        assert_eq!(c.stats().timeouts, 1);
+        // A late answer from the read server is the read's answer all the same (it was
+        // served linearizably), and leaves the leader where it was.
+        let value = Ok(KvOutput::Value {
+            value: "v".into(),
+            version: 1,
+        });
+        let a = c.step(Input::Receive {
+            from: 2,
+            reply: reply(1, value.clone()),
+        });
+        assert_eq!(a, [Action::Done(value)]);
+        assert_eq!(c.leader_hint(), 0);
     }
 }

@@ -3,7 +3,11 @@
 //!
 //! Writes go through the Raft log (tagged with the client's session, if any, for
 //! exactly-once execution); Gets are read-only queries served after a ReadIndex round, so a
-//! deposed leader never answers from stale state. A replica that cannot execute a request
+//! deposed leader never answers from stale state. With
+//! [`Config::follower_reads`](stepwise_raft::Config::follower_reads) a follower serves Gets
+//! as well (it asks the leader for the read index, see [`crate::rsm`]); clerks send their
+//! Gets to one with [`ClerkConfig::read_from`](crate::clerk::ClerkConfig::read_from). A
+//! replica that cannot execute a request
 //! answers [`KvError::WrongLeader`] with the leader it knows of, and the
 //! [`Clerk`](crate::clerk::Clerk) retries there.
 //!

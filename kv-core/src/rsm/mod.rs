@@ -10,7 +10,11 @@
 //!   retried (a retry gets the original output);
 //! * a query is answered from local state once Raft's ReadIndex protocol has confirmed
 //!   leadership and the state has caught up with the read index (Raft thesis 6.4): reads do
-//!   not go through the log, yet are never served from a stale leader;
+//!   not go through the log, yet are never served from a stale leader. With
+//!   [`Config::follower_reads`](stepwise_raft::Config::follower_reads) in
+//!   [`RsmConfig::raft`] followers answer queries too: the follower asks the leader for the
+//!   read index and answers once it has applied that far, so reads can be spread over
+//!   every replica;
 //! * a submission that cannot succeed here gets a clean [`SubmitError::NotLeader`]: this node
 //!   is not the leader, or it proposed the command but a different entry was applied at that
 //!   index, or it learned of a newer term before the command was applied.

@@ -60,6 +60,7 @@ struct Cluster {
     net: VecDeque<(NodeId, NodeId, Message)>,
     replies: Vec<(NodeId, u64, Result<u64, SubmitError>)>,
     max_raft_state: Option<usize>,
+    follower_reads: bool,
 }
 
 fn config(id: NodeId, n: usize, max: Option<usize>) -> RsmConfig {
@@ -78,7 +79,18 @@ impl Cluster {
             net: VecDeque::new(),
             replies: Vec::new(),
             max_raft_state: max,
+            follower_reads: false,
         }
+    }
+
+    /// A cluster whose followers serve reads (`Config::follower_reads`).
+    fn with_follower_reads(n: usize) -> Cluster {
+        let mut c = Cluster::new(n, None);
+        c.follower_reads = true;
+        for i in 0..n {
+            c.restart(i);
+        }
+        c
     }
 
     fn node(&self, i: usize) -> &Rsm<Counter, u64> {
@@ -145,14 +157,9 @@ impl Cluster {
 
     fn restart(&mut self, i: usize) {
         let n = self.nodes.len();
-        self.nodes[i] = Some(
-            Rsm::restore(
-                config(i as u64, n, self.max_raft_state),
-                self.disks[i].clone(),
-                Counter::default(),
-            )
-            .unwrap(),
-        );
+        let mut cfg = config(i as u64, n, self.max_raft_state);
+        cfg.raft.follower_reads = self.follower_reads;
+        self.nodes[i] = Some(Rsm::restore(cfg, self.disks[i].clone(), Counter::default()).unwrap());
     }
 }
 
@@ -254,6 +261,35 @@ fn reads_wait_for_a_quorum_and_see_every_completed_write() {
         c.round();
     }
     assert_eq!(c.reply(3), None);
+}
+
+#[test]
+fn a_follower_serves_reads_once_it_applied_through_the_leaders_read_index() {
+    let mut c = Cluster::with_follower_reads(3);
+    let l = c.elect();
+    let f = (l + 1) % 3;
+    c.run_until(|c| c.node(f).leader() == Some(l as u64));
+    c.step(l, sub(1, Cmd::Inc));
+    c.run_until(|c| c.reply(1).is_some());
+    // Drop whatever would tell the follower that the write committed: it has not applied
+    // the write when the read arrives.
+    c.net.clear();
+    assert!(c.node(f).applied_index() < c.node(l).applied_index());
+    c.step(f, Input::QueryBatch(vec![(2, ()), (3, ())]));
+    assert_eq!(c.reply(2), None);
+    c.run_until(|c| c.reply(2).is_some() && c.reply(3).is_some());
+    // Served by the follower, and it sees the completed write.
+    let served: Vec<_> = c.replies.iter().filter(|r| r.1 >= 2).cloned().collect();
+    assert_eq!(served, [(f as u64, 2, Ok(1)), (f as u64, 3, Ok(1))]);
+    // A follower cut off from the leader fails the read once the forwarded request is
+    // overdue, instead of leaving it waiting.
+    c.up[f] = false;
+    c.step(f, Input::Query { tag: 4, query: () });
+    c.run_until(|c| c.reply(4).is_some());
+    assert!(matches!(
+        c.reply(4),
+        Some(Err(SubmitError::NotLeader { .. }))
+    ));
 }
 
 #[test]

@@ -297,6 +297,7 @@ impl stepwise_sim::Node for SimNode {
                 Message::VoteReply { .. }
                     | Message::AppendReply { .. }
                     | Message::SnapshotReply { .. }
+                    | Message::ReadIndexReply { .. }
             ),
             Msg::Req(_) => false,
             Msg::Rep(_) => true,
@@ -379,6 +380,11 @@ impl KvTester {
             NetConfig::unreliable()
         };
         let (n, service, sessions) = (setup.servers, setup.service, setup.sessions);
+        // With follower reads, clerk k sends its Gets to server k mod n (followers and the
+        // leader alike), so the reads spread over every replica.
+        let mut probe = raft_config(0, n.max(1), 0);
+        tweak(&mut probe);
+        let follower_reads = probe.follower_reads && matches!(service, Service::Replicated { .. });
         let mut sim = Sim::new(
             config,
             setup.servers + setup.clients,
@@ -399,8 +405,11 @@ impl KvTester {
                         }
                     }
                 } else {
-                    let cfg = ClerkConfig::new(id as u64, (0..n as u64).collect())
+                    let mut cfg = ClerkConfig::new(id as u64, (0..n as u64).collect())
                         .with_sessions(sessions);
+                    if follower_reads {
+                        cfg.read_from = Some((id % n) as u64);
+                    }
                     SimNode::Client(Box::new(ClientNode {
                         clerk: Clerk::new(cfg),
                         driver: Driver::new(id, seed),
