@@ -132,12 +132,16 @@ impl Workload {
 
 /// The three replicas' configurations.
 pub(crate) fn replicas() -> Vec<Replica> {
-    replicas_with(None)
+    replicas_with(None, false)
 }
 
 /// The three replicas, with at most `max_append_entries` entries per AppendEntries if
-/// given (the pipelined driver uses 1: see `pipelined`).
-pub(crate) fn replicas_with(max_append_entries: Option<usize>) -> Vec<Replica> {
+/// given (the pipelined driver uses 1: see `pipelined`), and followers that serve reads
+/// if `follower_reads`.
+pub(crate) fn replicas_with(
+    max_append_entries: Option<usize>,
+    follower_reads: bool,
+) -> Vec<Replica> {
     let ids: Vec<NodeId> = (0..SERVERS).collect();
     ids.iter()
         .map(|&id| {
@@ -145,6 +149,7 @@ pub(crate) fn replicas_with(max_append_entries: Option<usize>) -> Vec<Replica> {
             if let Some(n) = max_append_entries {
                 raft.max_append_entries = n;
             }
+            raft.follower_reads = follower_reads;
             let cfg = RsmConfig::new(raft).with_max_raft_state(Some(max_raft_state()));
             Replica::new(cfg).expect("valid config")
         })

@@ -1,9 +1,11 @@
 //! The same workload on two threads, one per core: the leader replica on one, the two
 //! followers on the other, and the clerks split between them: `KV_BENCH_CLERKS_ON_LEADER`
 //! percent of them live on the leader's thread (default: 75 for the put-heavy mix, whose
-//! followers apply every write twice over and so have less room; 100 for the get-heavy
-//! mix, where the followers have almost nothing to do but where moving clerks across
-//! costs more in cross-core traffic than it saves).
+//! followers apply every write twice over and so have less room; 30 for the get-heavy
+//! mix, whose followers serve reads (`KV_BENCH_FOLLOWER_READS`, Raft thesis 6.4): the
+//! clerks on their thread send Gets to them, so most reads never cross to the leader's
+//! thread; 100 with follower reads off, where moving clerks across costs more in
+//! cross-core traffic than it saves).
 //!
 //! Each thread runs turns like the one-thread driver's rounds over what it owns. Whatever
 //! is addressed to the other thread is collected in an outbox and handed over right after
@@ -32,12 +34,12 @@ use std::sync::{Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use stepwise_kv::clerk::{self, Clerk};
+use stepwise_kv::clerk::{self, Clerk, ClerkConfig};
 use stepwise_kv::replica::{self, Replica};
 use stepwise_kv::{KvError, Reply, Request};
 use stepwise_raft::{Message, NodeId, Persisted};
 
-use crate::{CLIENT_BASE, Mix, SERVERS, TICK, Workload, clerks, replicas_with};
+use crate::{CLIENT_BASE, Mix, SERVERS, TICK, Workload, replicas_with};
 
 /// How long an idle thread yields before it blocks.
 const YIELD_FOR: Duration = Duration::from_micros(50);
@@ -455,12 +457,23 @@ fn default_chunk(nclients: usize, mix: Mix) -> usize {
 }
 
 /// The share of the clerks that lives on the leader's thread, in percent.
-fn clerks_on_leader(mix: Mix) -> usize {
-    let default = match mix {
-        Mix::PutHeavy => 75,
-        Mix::GetHeavy => 100,
+fn clerks_on_leader(mix: Mix, follower_reads: bool) -> usize {
+    let default = match (mix, follower_reads) {
+        (Mix::PutHeavy, _) => 75,
+        (Mix::GetHeavy, false) => 100,
+        (Mix::GetHeavy, true) => 30,
     };
     env_or("KV_BENCH_CLERKS_ON_LEADER", default).min(100)
+}
+
+/// Whether the followers serve reads (`KV_BENCH_FOLLOWER_READS`; default: on for the
+/// get-heavy mix, off for the put-heavy one, where it measured no better): the clerks on
+/// the followers' thread then send their Gets to a follower there, so a read does not cross
+/// to the leader's thread; only the followers' ReadIndex requests (one per batch of reads)
+/// and the writes do.
+fn follower_reads(mix: Mix) -> bool {
+    let default = usize::from(matches!(mix, Mix::GetHeavy));
+    env_or("KV_BENCH_FOLLOWER_READS", default) != 0
 }
 
 /// Runs the two-thread driver; returns (ops per wall second, ops per CPU second of the
@@ -485,9 +498,8 @@ pub(crate) fn run(
         recording: false,
         out: Vec::new(),
     };
-    let mut all_clerks = clerks(nclients);
-    let split = (nclients * clerks_on_leader(mix)).div_ceil(100);
-    let theirs = all_clerks.split_off(split);
+    let follower_reads = follower_reads(mix);
+    let split = (nclients * clerks_on_leader(mix, follower_reads)).div_ceil(100);
     let part = |me: usize, replicas: Vec<Option<Replica>>, side: ClerkSide| Part {
         me,
         home: [me; SERVERS as usize],
@@ -508,16 +520,16 @@ pub(crate) fn run(
     };
     let mut a = part(
         0,
-        replicas_with(Some(env_or("KV_BENCH_MAX_APPEND", 1)))
+        replicas_with(Some(env_or("KV_BENCH_MAX_APPEND", 1)), follower_reads)
             .into_iter()
             .map(Some)
             .collect(),
-        side(0, all_clerks, 0x2545_f491_4f6c_dd1d),
+        side(0, Vec::new(), 0x2545_f491_4f6c_dd1d),
     );
     let mut b = part(
         1,
         (0..n).map(|_| None).collect(),
-        side(split, theirs, 0x9e37_79b9_7f4a_7c15),
+        side(split, Vec::new(), 0x9e37_79b9_7f4a_7c15),
     );
     let shared = Shared {
         boxes: [Mailbox::default(), Mailbox::default()],
@@ -544,6 +556,25 @@ pub(crate) fn run(
     }
     b.home = a.home;
     b.next_tick = a.next_tick;
+    // The clerks: those on the leader's thread send everything to the leader; those on the
+    // followers' thread send their Gets to the followers in turn (with follower reads).
+    let servers: Vec<NodeId> = (0..SERVERS).collect();
+    let followers: Vec<NodeId> = servers
+        .iter()
+        .copied()
+        .filter(|&r| r != leader as NodeId)
+        .collect();
+    let clerk = |c: usize| {
+        let mut cfg = ClerkConfig::new(CLIENT_BASE + c as u64, servers.clone());
+        if follower_reads && c >= split {
+            cfg.read_from = Some(followers[(c - split) % followers.len()]);
+        }
+        Clerk::new(cfg)
+    };
+    for (p, range) in [(&mut a, 0..split), (&mut b, split..nclients)] {
+        p.side.clerks = range.map(clerk).collect();
+        p.side.started = vec![Instant::now(); p.side.clerks.len()];
+    }
     // Every clerk starts its first operation.
     for p in [&mut a, &mut b] {
         for i in 0..p.side.clerks.len() {
