@@ -16,6 +16,8 @@ struct Cluster {
     client_ports: Vec<u16>,
     dir: tempfile::TempDir,
     procs: Vec<Option<Child>>,
+    /// Flags for every node on top of the tests' own.
+    extra: Vec<String>,
 }
 
 fn free_ports(n: usize) -> Vec<u16> {
@@ -40,12 +42,18 @@ fn members(ports: &[u16]) -> String {
 
 impl Cluster {
     fn start(n: usize) -> Cluster {
+        Self::start_with(n, &[])
+    }
+
+    /// A cluster whose nodes all get `extra` flags too.
+    fn start_with(n: usize, extra: &[&str]) -> Cluster {
         let ports = free_ports(2 * n);
         let mut c = Cluster {
             raft_ports: ports[..n].to_vec(),
             client_ports: ports[n..].to_vec(),
             dir: tempfile::tempdir().unwrap(),
             procs: (0..n).map(|_| None).collect(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         for i in 0..n {
             c.spawn(i);
@@ -80,6 +88,7 @@ impl Cluster {
                     .unwrap_or_default()
                     .split_whitespace(),
             )
+            .args(&self.extra)
             .env("RUST_LOG", "error")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -416,6 +425,30 @@ fn kv_server_ends_the_sessions_of_closed_connections() {
     assert_eq!(info.call_ready(&["GET", "k7"]), bulk("v"));
 }
 
+#[test]
+fn kv_server_followers_serve_reads_with_follower_reads() {
+    let cluster = Cluster::start_with(3, &["--follower-reads"]);
+    let mut c = cluster.client(0);
+    assert_eq!(c.call_ready(&["SET", "warm", "up"]), Reply::ok());
+    let leader = info_field(&mut c, "stepwise_leader") as usize - 1;
+    let follower = (leader + 1) % 3;
+    let mut w = cluster.client(leader);
+    let mut r = cluster.client(follower);
+    // Every write acknowledged by the leader is seen by the next read on the follower.
+    for i in 0..50 {
+        let v = format!("v{i}");
+        assert_eq!(w.call_ready(&["SET", "k", &v]), Reply::ok());
+        assert_eq!(
+            r.call_ready(&["GET", "k"]),
+            bulk(&v),
+            "read {i} on the follower"
+        );
+    }
+    // The follower answered them from its own store; the leader served none.
+    assert!(info_field(&mut r, "stepwise_reads_served") >= 50);
+    assert_eq!(info_field(&mut w, "stepwise_reads_served"), 0);
+}
+
 fn have(tool: &str) -> bool {
     Command::new(tool)
         .arg("--version")
@@ -661,7 +694,20 @@ fn recv_or_none(c: &mut Client) -> Option<Reply> {
 
 #[test]
 fn kv_server_faults_sigkill_sigstop_history_is_linearizable() {
-    let mut cluster = Cluster::start(3);
+    faults_history_is_linearizable(&[]);
+}
+
+/// The same with followers serving reads themselves (`--follower-reads`): the clients'
+/// GETs to followers are answered there, and the history must stay linearizable.
+#[test]
+fn kv_server_faults_with_follower_reads_history_is_linearizable() {
+    faults_history_is_linearizable(&["--follower-reads"]);
+}
+
+/// SIGKILLs of the leader and of a follower, and a SIGSTOP, under four clients; the
+/// whole history is checked.
+fn faults_history_is_linearizable(extra: &[&str]) {
+    let mut cluster = Cluster::start_with(3, extra);
     // Wait for a working cluster with a write to a key outside the history's (the model
     // starts with every key of the history missing).
     assert_eq!(

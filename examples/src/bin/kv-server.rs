@@ -108,6 +108,12 @@ struct Args {
     /// out clients that do not know the member list: set it when clients are untrusted.
     #[arg(long, default_value = "")]
     cluster_secret: String,
+    /// A follower serves reads (GET, MGET, EXISTS, VGET) itself instead of forwarding them to
+    /// the leader: it asks the leader for the read index (one small message per batch of
+    /// reads) and answers from its own store once it has applied that far (Raft thesis
+    /// 6.4). Still linearizable; takes the reads' work off the leader.
+    #[arg(long)]
+    follower_reads: bool,
 }
 
 impl Args {
@@ -127,6 +133,7 @@ impl Args {
         opts.max_append_entries = self.max_append_entries.max(1);
         opts.min_sync_interval = Duration::from_micros(self.leader_sync_interval_us);
         opts.cluster_secret = self.cluster_secret;
+        opts.follower_reads = self.follower_reads;
         opts
     }
 }

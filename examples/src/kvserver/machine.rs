@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use stepwise_host::{HostAction, HostInput, Machine};
 use stepwise_kv::replica::{Action, Input, Replica};
-use stepwise_kv::{KvResult, Reply, Request};
+use stepwise_kv::{KvOutput, KvResult, Reply, Request};
 use stepwise_raft::{Index, Term};
 use tokio::sync::oneshot;
 
@@ -216,6 +216,7 @@ pub struct Status {
     applied_index: AtomicU64,
     batches: AtomicU64,
     writes: AtomicU64,
+    reads: AtomicU64,
 }
 
 impl Status {
@@ -235,13 +236,14 @@ impl Status {
         format!(
             "stepwise_term:{}\r\nstepwise_last_index:{}\r\nstepwise_commit_index:{}\r\n\
              stepwise_applied_index:{}\r\nstepwise_request_batches:{}\r\n\
-             stepwise_requests_batched:{}\r\n",
+             stepwise_requests_batched:{}\r\nstepwise_reads_served:{}\r\n",
             get(&self.term),
             get(&self.last_index),
             get(&self.commit_index),
             get(&self.applied_index),
             get(&self.batches),
             get(&self.writes),
+            get(&self.reads),
         )
     }
 
@@ -295,12 +297,20 @@ impl KvMachine {
     fn run(&mut self, input: Input, out: &mut Vec<HostAction<KvEvent>>) {
         self.replica.step_into(input, &mut self.buf);
         self.status.publish(&self.replica);
+        let mut reads = 0;
         out.extend(self.buf.drain(..).map(|action| match action {
             Action::Persist(a) => HostAction::Persist(a),
             Action::Send { to, msg } => HostAction::Send { to, msg },
-            Action::Reply { to, reply } => HostAction::Event(KvEvent::Reply { to, reply }),
+            Action::Reply { to, reply } => {
+                // Only a Get answers with a value.
+                reads += u64::from(matches!(reply.result, Ok(KvOutput::Value { .. })));
+                HostAction::Event(KvEvent::Reply { to, reply })
+            }
             Action::Halted(reason) => HostAction::Event(KvEvent::Halted(reason)),
         }));
+        if reads > 0 {
+            self.status.reads.fetch_add(reads, Ordering::Relaxed);
+        }
     }
 }
 
@@ -447,6 +457,8 @@ mod tests {
                 .info_lines()
                 .contains("stepwise_requests_batched:6\r\n")
         );
+        // The one Get, answered with k1's value.
+        assert!(status.info_lines().contains("stepwise_reads_served:1\r\n"));
     }
 
     #[test]

@@ -76,6 +76,9 @@ pub struct NodeOptions {
     /// The secret every member shares for forwarding (empty: derived from the member
     /// list, see [`NodeOptions::forwarding_token`]).
     pub cluster_secret: String,
+    /// Followers serve reads themselves ([`Config::follower_reads`]) instead of forwarding
+    /// them to the leader. Default off.
+    pub follower_reads: bool,
 }
 
 impl NodeOptions {
@@ -105,6 +108,7 @@ impl NodeOptions {
             wal_preallocate: StorageOptions::default().preallocate,
             min_sync_interval: Duration::ZERO,
             cluster_secret: String::new(),
+            follower_reads: false,
         }
     }
 
@@ -540,6 +544,7 @@ pub async fn start_node(opts: NodeOptions) -> anyhow::Result<RunningNode> {
     // The driver reports how far the log is durable after each sync: the leader counts
     // its own copy toward a commit only that far (Raft thesis 10.2.1).
     raft.durable_reports = true;
+    raft.follower_reads = opts.follower_reads;
     let config = RsmConfig::new(raft).with_max_raft_state(Some(opts.max_raft_state));
     let replica = Replica::restore(config, persisted).context("restoring the replica")?;
     let listener = TcpListener::bind(raft_addr)
