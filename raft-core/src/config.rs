@@ -34,7 +34,9 @@ pub struct Config {
     /// 9.6), and followers that hear from a live leader refuse them. Stops a node that
     /// rejoins after a partition from forcing the working leader to step down.
     pub pre_vote: bool,
-    /// Seed for the election-timeout jitter. Same seed, same run.
+    /// Seed for the election-timeout jitter and the tags of forwarded reads. Same seed,
+    /// same run. Draw a fresh one for every start of a node (the simulator and kv-server
+    /// do): see [`Config::follower_reads`].
     pub seed: u64,
     /// Whether the adapter reports how far its log is durable ([`Input::LogDurable`]).
     /// Off (the default): the leader counts its whole log toward a commit, so the adapter
@@ -54,6 +56,10 @@ pub struct Config {
     /// default): a follower answers [`Action::ReadFailed`] at once. A forwarded read fails
     /// when the follower's term changes, when the leader cannot serve it, or when no answer
     /// came within `election_ticks_min` ticks (the message may have been lost).
+    ///
+    /// A forwarded read carries a tag drawn from [`Config::seed`]: give every start of a
+    /// node a fresh seed (as the simulator and kv-server do), or an answer still in flight
+    /// from before a restart could be taken for the answer to a read forwarded after it.
     ///
     /// [`Input::ReadIndex`]: crate::Input::ReadIndex
     /// [`Action::ReadReady`]: crate::Action::ReadReady

@@ -55,7 +55,12 @@ struct ReadRequest {
 /// A read this follower forwarded to the leader, waiting for its answer.
 #[derive(Clone, Copy, Debug)]
 struct Forwarded {
+    /// The service's tag.
     ctx: u64,
+    /// The tag on the wire: unique to this incarnation of the node (see
+    /// `Node::next_read_id`), so an answer to a read forwarded before a restart can never
+    /// be taken for the answer to one forwarded after it.
+    id: u64,
     /// The term it was forwarded in: a read still waiting when the term changes fails.
     term: Term,
     /// When it was sent (`Node::now`).
@@ -116,6 +121,9 @@ pub struct Node {
     announced: (Term, Option<NodeId>),
     /// Reads forwarded to the leader (`Config::follower_reads`), oldest first.
     forwarded: Vec<Forwarded>,
+    /// The wire tag of the next forwarded read: starts at a number drawn from the seed
+    /// (which adapters draw anew for every start) and counts up.
+    next_read_id: u64,
     stats: Stats,
 }
 
@@ -167,6 +175,7 @@ impl Node {
             now: 0,
             announced: (persisted.hard_state.term, None),
             forwarded: Vec::new(),
+            next_read_id: incarnation_tag(config.seed, config.id),
             stats: Stats::default(),
             cfg: config,
         };
@@ -1062,8 +1071,11 @@ impl Node {
             (RoleState::Follower, Some(leader)) if self.cfg.follower_reads => {
                 // Thesis 6.4: the leader confirms its leadership and names the index to
                 // wait for; the service here serves the read once it applied that far.
+                let id = self.next_read_id;
+                self.next_read_id = id.wrapping_add(1);
                 self.forwarded.push(Forwarded {
                     ctx,
+                    id,
                     term: self.term,
                     sent: self.now,
                 });
@@ -1071,7 +1083,7 @@ impl Node {
                     to: leader,
                     msg: Message::ReadIndex {
                         term: self.term,
-                        ctx,
+                        ctx: id,
                     },
                 });
             }
@@ -1111,14 +1123,15 @@ impl Node {
     fn on_read_index_reply(
         &mut self,
         msg_term: Term,
-        ctx: u64,
+        id: u64,
         index: Option<Index>,
         out: &mut Vec<Action>,
     ) {
-        let Some(at) = self.forwarded.iter().position(|f| f.ctx == ctx) else {
+        let Some(at) = self.forwarded.iter().position(|f| f.id == id) else {
             return;
         };
         let f = self.forwarded.remove(at);
+        let ctx = f.ctx;
         match index {
             Some(index) if msg_term == self.term && f.term == self.term => {
                 out.push(Action::ReadReady { ctx, index })
@@ -1336,6 +1349,16 @@ impl Node {
 #[cfg(test)]
 #[path = "node_tests.rs"]
 mod tests;
+
+/// The first wire tag of a node's forwarded reads: `seed` and `id` mixed (SplitMix64's
+/// finalizer), without touching the node's PRNG, whose sequence fixes the election
+/// timeouts of a seed.
+fn incarnation_tag(seed: u64, id: NodeId) -> u64 {
+    let mut z = seed ^ id.rotate_left(32) ^ 0x9e37_79b9_7f4a_7c15;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
 
 /// On a leader, the progress of peer `from` (and its position), after noting that it
 /// answered: it is active, and it acknowledged round `seq`. `None` on a non-leader or for

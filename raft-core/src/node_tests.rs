@@ -688,17 +688,10 @@ fn follower_reads(id: NodeId) -> Config {
 #[test]
 fn follower_forwards_a_read_and_reports_the_leaders_index() {
     let mut node = follower_of_1(follower_reads(2));
-    let out = node.step(Input::ReadIndex { ctx: 9 });
-    assert_eq!(
-        out,
-        vec![Action::Send {
-            to: 1,
-            msg: Message::ReadIndex { term: 1, ctx: 9 }
-        }]
-    );
+    let id = forward(&mut node, 9);
     let reply = |index| Message::ReadIndexReply {
         term: 1,
-        ctx: 9,
+        ctx: id,
         index,
     };
     let out = recv(&mut node, 1, reply(Some(4)));
@@ -706,13 +699,13 @@ fn follower_forwards_a_read_and_reports_the_leaders_index() {
     // A duplicate of the answer is ignored.
     assert!(recv(&mut node, 1, reply(Some(4))).is_empty());
     // A refusal fails the read, naming the leader.
-    node.step(Input::ReadIndex { ctx: 10 });
+    let id = forward(&mut node, 10);
     let out = recv(
         &mut node,
         1,
         Message::ReadIndexReply {
             term: 1,
-            ctx: 10,
+            ctx: id,
             index: None,
         },
     );
@@ -723,6 +716,41 @@ fn follower_forwards_a_read_and_reports_the_leaders_index() {
             leader: Some(1)
         }]
     );
+}
+
+/// Steps `ReadIndex { ctx }` on a follower of node 1 and returns the tag it forwarded the
+/// read under (its own, not the service's).
+fn forward(node: &mut Node, ctx: u64) -> u64 {
+    let out = node.step(Input::ReadIndex { ctx });
+    match &out[..] {
+        [
+            Action::Send {
+                to: 1,
+                msg: Message::ReadIndex { term, ctx: id },
+            },
+        ] if *term == node.term() => *id,
+        other => panic!("expected one ReadIndex to the leader, got {other:?}"),
+    }
+}
+
+/// The tag a follower forwards reads under is fresh after a restart (with a fresh seed,
+/// as adapters give every start): an answer to a read forwarded before the restart, still
+/// in flight, does not answer a read forwarded after it.
+#[test]
+fn an_answer_from_before_a_restart_does_not_answer_a_read_after_it() {
+    let mut before = follower_of_1(follower_reads(2).with_seed(1));
+    let old = forward(&mut before, 1);
+    let mut after = follower_of_1(follower_reads(2).with_seed(2));
+    let new = forward(&mut after, 1);
+    assert_ne!(old, new);
+    let stale = Message::ReadIndexReply {
+        term: 1,
+        ctx: old,
+        index: Some(1),
+    };
+    assert!(recv(&mut after, 1, stale).is_empty());
+    // Consecutive reads get consecutive tags.
+    assert_eq!(forward(&mut after, 2), new.wrapping_add(1));
 }
 
 /// Without `follower_reads`, or without a known leader, a follower fails reads at once.
@@ -753,7 +781,7 @@ fn forwarded_reads_fail_when_overdue_or_when_the_term_changes() {
     let cfg = follower_reads(2);
     let patience = cfg.election_ticks_min;
     let mut node = follower_of_1(cfg);
-    node.step(Input::ReadIndex { ctx: 1 });
+    let id = forward(&mut node, 1);
     for _ in 1..patience {
         let out = node.step(Input::Tick);
         assert!(!out.iter().any(|a| matches!(a, Action::ReadFailed { .. })));
@@ -778,7 +806,7 @@ fn forwarded_reads_fail_when_overdue_or_when_the_term_changes() {
     }));
     let late = Message::ReadIndexReply {
         term: 1,
-        ctx: 1,
+        ctx: id,
         index: Some(3),
     };
     assert!(recv(&mut node, 1, late).is_empty());
