@@ -63,10 +63,13 @@ enum Envelope {
     },
 }
 
-/// One thread's inbox: the other thread appends a turn's envelopes at once.
+/// One thread's inbox: the other thread hands over a step's envelopes at once, as one
+/// vector (never copied element by element: the vector itself moves).
 #[derive(Default)]
 struct Mailbox {
-    queue: Mutex<Vec<Envelope>>,
+    queue: Mutex<Vec<Vec<Envelope>>>,
+    /// Emptied vectors, back from the receiver, for the sender's next hand-overs.
+    spare: Mutex<Vec<Vec<Envelope>>>,
     /// Set (after the append) when the queue is not empty: what an idle thread polls.
     ready: AtomicBool,
     /// The owner is blocked (or about to block) on `wake`.
@@ -75,16 +78,19 @@ struct Mailbox {
 }
 
 impl Mailbox {
-    /// Appends `batch` (left empty; if the queue was empty, `batch` becomes the queue's old,
-    /// empty vector: vectors circulate instead of being reallocated).
+    /// Hands `batch` over (it is left empty: a spare vector the receiver gave back, so
+    /// vectors circulate instead of being reallocated).
     fn post(&self, batch: &mut Vec<Envelope>) {
+        let empty = self
+            .spare
+            .lock()
+            .expect("mailbox")
+            .pop()
+            .unwrap_or_default();
+        let full = std::mem::replace(batch, empty);
         {
             let mut q = self.queue.lock().expect("mailbox");
-            if q.is_empty() {
-                std::mem::swap(&mut *q, batch);
-            } else {
-                q.append(batch);
-            }
+            q.push(full);
             self.ready.store(true, Ordering::Release);
         }
         if self.parked.load(Ordering::SeqCst) {
@@ -93,14 +99,21 @@ impl Mailbox {
         }
     }
 
-    /// Swaps the queue with `into` (which must be empty).
-    fn take(&self, into: &mut Vec<Envelope>) {
+    /// Swaps the queue of batches with `into` (which must be empty).
+    fn take(&self, into: &mut Vec<Vec<Envelope>>) {
         if !self.ready.load(Ordering::Acquire) {
             return;
         }
         let mut q = self.queue.lock().expect("mailbox");
         std::mem::swap(&mut *q, into);
         self.ready.store(false, Ordering::Relaxed);
+    }
+
+    /// Gives emptied vectors back for the sender to reuse.
+    fn recycle(&self, emptied: &mut Vec<Vec<Envelope>>) {
+        if !emptied.is_empty() {
+            self.spare.lock().expect("mailbox").append(emptied);
+        }
     }
 
     /// Waits until something arrived, `stop` is set or `deadline` passed: spins first, then
@@ -207,7 +220,12 @@ struct Part {
     side: ClerkSide,
     /// For the other thread, handed over after each step that produced any.
     outbox: Vec<Envelope>,
-    incoming: Vec<Envelope>,
+    /// Batches taken from this thread's mailbox, and the emptied ones to give back.
+    incoming: Vec<Vec<Envelope>>,
+    emptied: Vec<Vec<Envelope>>,
+    /// Room each request inbox gets (every clerk has at most one request outstanding, so
+    /// it never grows while it fills).
+    inbox_room: usize,
     replica_out: Vec<replica::Action>,
     stats: Stats,
     /// At most this many requests per `Input::Requests` (one log entry each), so a turn's
@@ -355,26 +373,30 @@ impl Part {
         inbox.take(&mut self.incoming);
         let mut incoming = std::mem::take(&mut self.incoming);
         busy |= !incoming.is_empty();
-        for envelope in incoming.drain(..) {
-            match envelope {
-                Envelope::Raft { to, from, msg } => {
-                    self.raft_inbox[to as usize].push_back((from, msg))
+        for mut batch in incoming.drain(..) {
+            for envelope in batch.drain(..) {
+                match envelope {
+                    Envelope::Raft { to, from, msg } => {
+                        self.raft_inbox[to as usize].push_back((from, msg))
+                    }
+                    Envelope::Request {
+                        to,
+                        client,
+                        request,
+                    } => self.request_inbox[to as usize].push((client, request)),
+                    Envelope::Reply {
+                        client,
+                        from,
+                        reply,
+                    } => self
+                        .reply_inbox
+                        .push(((client - CLIENT_BASE) as usize, from, reply)),
                 }
-                Envelope::Request {
-                    to,
-                    client,
-                    request,
-                } => self.request_inbox[to as usize].push((client, request)),
-                Envelope::Reply {
-                    client,
-                    from,
-                    reply,
-                } => self
-                    .reply_inbox
-                    .push(((client - CLIENT_BASE) as usize, from, reply)),
             }
+            self.emptied.push(batch);
         }
         self.incoming = incoming;
+        inbox.recycle(&mut self.emptied);
         for r in 0..self.replicas.len() {
             if self.replicas[r].is_none() {
                 continue;
@@ -386,9 +408,10 @@ impl Part {
             }
             if !self.request_inbox[r].is_empty() {
                 busy = true;
-                let mut requests = std::mem::take(&mut self.request_inbox[r]);
-                // The next batch gets room for as many as this whole turn brought.
-                let room = requests.len();
+                let mut requests = std::mem::replace(
+                    &mut self.request_inbox[r],
+                    Vec::with_capacity(self.inbox_room),
+                );
                 while requests.len() > self.chunk {
                     let rest = requests.split_off(self.chunk);
                     self.step_replica(r, replica::Input::Requests(requests));
@@ -397,7 +420,6 @@ impl Part {
                 }
                 self.step_replica(r, replica::Input::Requests(requests));
                 self.hand_over(other);
-                self.request_inbox[r] = Vec::with_capacity(room);
             }
         }
         let mut replies = std::mem::take(&mut self.reply_inbox);
@@ -507,11 +529,13 @@ pub(crate) fn run(
         replicas,
         disks: vec![Persisted::default(); n],
         raft_inbox: vec![VecDeque::new(); n],
-        request_inbox: vec![Vec::new(); n],
+        request_inbox: (0..n).map(|_| Vec::with_capacity(nclients + 8)).collect(),
         reply_inbox: Vec::new(),
         side,
         outbox: Vec::new(),
         incoming: Vec::new(),
+        emptied: Vec::new(),
+        inbox_room: nclients + 8,
         replica_out: Vec::new(),
         stats: Stats::default(),
         chunk: env_or("KV_BENCH_CHUNK", default_chunk(nclients, mix)).max(1),
