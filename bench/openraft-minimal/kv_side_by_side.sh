@@ -1,6 +1,7 @@
 #!/bin/sh
 # Runs stepwise-kv's benchmark (3 replicas, 16-byte keys, 128-byte values, put-heavy and
-# get-heavy) interleaved with openraft's minimal benchmark (empty payloads), with openraft
+# get-heavy) interleaved with openraft's minimal benchmark (empty payloads) client count by
+# client count, with openraft
 # on its default 16 server workers and on 2 (one per core of this machine), so that ratios
 # come from one run. Both report operations per wall second and per CPU-second (ours: the
 # benchmark thread's CPU time for the one-thread driver, the whole process's for the
@@ -25,19 +26,23 @@ KV=$(ls -t target/release/deps/kv-* | grep -v '\.d$' | head -1)
 LOG=$(mktemp)
 i=1
 while [ "$i" -le "$ROUNDS" ]; do
-    echo "== round $i: stepwise-kv; $(uptime)"
-    KV_BENCH_SECS=$SECS "$KV" --bench | tee /dev/stderr |
-        awk -v r="$i" '$2 ~ /-heavy$/ { print "KV", r, $1, $2, $3, $4, $5 }' >>"$LOG"
-    for w in 16 2; do
-        echo "== round $i: openraft minimal, $w server workers; $(uptime)"
-        # One process per client count, so its CPU time (user + system, all threads,
-        # cluster start included) can be divided by the operations: ops per CPU-second.
-        for c in 1 64 256; do
+    # Per client count, both systems back to back (stepwise-kv's two mixes with both
+    # drivers, then openraft with 16 and 2 server workers), so a ratio compares runs
+    # seconds apart on this machine, whose speed drifts from minute to minute.
+    for c in 1 64 256; do
+        echo "== round $i, $c clients: stepwise-kv; $(uptime)"
+        for mix in put get; do
+            KV_BENCH_SECS=$SECS KV_BENCH_ONLY="$c:$mix" "$KV" --bench | grep -- '-heavy ' |
+                tee -a /dev/stderr |
+                awk -v r="$i" '{ print "KV", r, $1, $2, $3, $4, $5 }' >>"$LOG"
+        done
+        for w in 16 2; do
+            # One process per run, so its CPU time (user + system, all threads, cluster
+            # start included) can be divided by the operations: ops per CPU-second.
             line=$(/usr/bin/time -f "cpu-s %U %S" -o /tmp/openraft-cpu.txt \
                 /tmp/openraft-target/release/openraft-minimal-bench --clients "$c" --ops "$OPS" --server-workers "$w" | tail -1)
             cpu=$(awk -v ops="$OPS" '{ printf "%.0f", ops / ($2 + $3) }' /tmp/openraft-cpu.txt)
-            echo "$line"
-            echo "    ops/cpu-s $cpu"
+            echo "openraft, $w server workers: $line, ops/cpu-s $cpu" >&2
             echo "$line" | awk -v r="$i" -v w="$w" -v cpu="$cpu" '{ print "OR", r, $1, w, $2, cpu }' >>"$LOG"
         done
     done

@@ -326,6 +326,92 @@ mod tests {
     use crate::rsm::Session;
     use stepwise_raft::Config;
 
+    /// Three replicas exchanging messages through a queue until it is empty.
+    fn settle(replicas: &mut [Replica], queue: &mut Vec<(u64, Action)>) -> Vec<Reply> {
+        let mut replies = Vec::new();
+        while !queue.is_empty() {
+            for (from, action) in std::mem::take(queue) {
+                match action {
+                    Action::Send { to, msg } => {
+                        let out = replicas[to as usize].step(Input::Receive { from, msg });
+                        queue.extend(out.into_iter().map(|a| (to, a)));
+                    }
+                    Action::Reply { reply, .. } => replies.push(reply),
+                    Action::Persist(_) | Action::Halted(_) => {}
+                }
+            }
+        }
+        replies
+    }
+
+    /// The leader applies the commands it proposed from memory (`view_command`), the
+    /// followers decode them from the log: every kind of operation leaves the same store
+    /// and the same session table everywhere.
+    #[test]
+    fn the_leader_applying_from_memory_ends_in_the_followers_state() {
+        let ids = [0u64, 1, 2];
+        let mut replicas: Vec<Replica> = ids
+            .iter()
+            .map(|&id| Replica::new(RsmConfig::new(Config::new(id, ids).with_seed(id))).unwrap())
+            .collect();
+        let mut queue = Vec::new();
+        while !replicas.iter().any(Replica::is_leader) {
+            for (id, r) in replicas.iter_mut().enumerate() {
+                queue.extend(r.step(Input::Tick).into_iter().map(|a| (id as u64, a)));
+            }
+            settle(&mut replicas, &mut queue);
+        }
+        let l = replicas.iter().position(Replica::is_leader).unwrap();
+        let ops = [
+            Op::put("a", "1", 0),
+            Op::put("a", "2", 1),
+            Op::put("a", "3", 7),
+            Op::put_any("b", vec![9u8; 300]),
+            Op::append("b", "x"),
+            Op::append_return("c", "y"),
+            Op::incr("n", 5),
+            Op::incr("b", 1),
+            Op::delete("a"),
+            Op::get("b"),
+        ];
+        let requests = ops
+            .into_iter()
+            .enumerate()
+            .map(|(k, op)| {
+                let session = Some(Session {
+                    client: 7,
+                    seq: k as u64 + 1,
+                });
+                (
+                    7,
+                    Request {
+                        id: k as u64,
+                        session,
+                        op,
+                    },
+                )
+            })
+            .collect();
+        let out = replicas[l].step(Input::Requests(requests));
+        queue.extend(out.into_iter().map(|a| (l as u64, a)));
+        let mut replies = settle(&mut replicas, &mut queue);
+        // One more round (a heartbeat) tells the followers the commit index.
+        for _ in 0..10 {
+            let out = replicas[l].step(Input::Tick);
+            queue.extend(out.into_iter().map(|a| (l as u64, a)));
+            replies.extend(settle(&mut replicas, &mut queue));
+        }
+        assert_eq!(replies.len(), 10, "{replies:?}");
+        assert!(replies.iter().any(|r| r.result == Err(KvError::Version)));
+        assert!(replies.iter().any(|r| r.result == Err(KvError::NotInteger)));
+        for r in &replicas {
+            assert_eq!(r.rsm().applied_index(), replicas[l].rsm().applied_index());
+            assert_eq!(r.kv(), replicas[l].kv());
+            assert_eq!(r.rsm().sessions(), replicas[l].rsm().sessions());
+        }
+        assert_eq!(replicas[l].kv().get(b"b").map(|(v, _)| v.len()), Some(301));
+    }
+
     #[test]
     fn end_session_removes_the_clients_entry() {
         let mut r = Replica::new(RsmConfig::new(Config::new(1, [1]))).unwrap();

@@ -266,6 +266,11 @@ impl StateMachine for Kv {
         super::codec::decode(data)
     }
 
+    /// The codec round-trips every operation exactly (its tests check each kind).
+    fn view_command(command: &Op) -> Option<OpRef<'_>> {
+        Some(command.as_op_ref())
+    }
+
     fn snapshot(&self, out: &mut Vec<u8>) {
         out.push(KV_SNAPSHOT_FORMAT);
         let mut buf = std::mem::take(out);

@@ -194,6 +194,17 @@ pub trait StateMachine {
     fn decode_command(data: &[u8]) -> Result<Self::Decoded<'_>, DecodeError> {
         codec::postcard_decode(data)
     }
+
+    /// The command exactly as [`StateMachine::decode_command`] would read it back from
+    /// what [`StateMachine::encode_command`] writes, made without the round trip; `None`
+    /// (the default) to always decode. With it the leader applies the commands it proposed
+    /// from memory instead of decoding its own entries. Replicas that decode must end in
+    /// the same state, so only a machine whose codec round-trips every command exactly
+    /// should provide it (the KV store does, and tests its codec for it).
+    fn view_command(command: &Self::Command) -> Option<Self::Decoded<'_>> {
+        let _ = command;
+        None
+    }
 }
 
 /// Configuration of an [`Rsm`].
@@ -392,12 +403,18 @@ pub struct RsmStats {
 /// Queries answered together (one ReadIndex round), with their tags.
 type Queries<T, Q> = SmallVec<[(T, Q); 1]>;
 
-/// A proposal waiting to be applied: the entry's position and the tags of its commands.
-struct Pending<T> {
+/// A proposal waiting to be applied: the entry's position and the tags of its commands,
+/// and the commands themselves when the machine can apply them without decoding
+/// ([`StateMachine::view_command`]).
+struct Pending<C, T> {
     index: Index,
     term: Term,
     tags: SmallVec<[Option<T>; 1]>,
+    commands: Option<Commands<C>>,
 }
+
+/// The commands of one proposal, with their sessions, in entry order.
+type Commands<C> = SmallVec<[(Option<Session>, C); 1]>;
 
 /// A replicated state machine. See the [module docs](self).
 pub struct Rsm<S: StateMachine, T = u64> {
@@ -409,9 +426,11 @@ pub struct Rsm<S: StateMachine, T = u64> {
     /// Highest index applied to `sm` (or covered by the snapshot it was restored from).
     applied: Index,
     /// Proposals of the current term waiting for their entry, by increasing index.
-    pending: VecDeque<Pending<T>>,
+    pending: VecDeque<Pending<S::Command, T>>,
     /// The tags of the proposal being handed to Raft in this step.
     proposing: SmallVec<[Option<T>; 1]>,
+    /// Its commands, if kept for applying them without decoding.
+    proposing_commands: Option<Commands<S::Command>>,
     /// Queries waiting for ReadIndex confirmation, by ReadIndex context.
     reads: Waiting<Queries<T, S::Query>>,
     /// Confirmed queries waiting for `applied` to reach their read index, by index.
@@ -474,6 +493,7 @@ impl<S: StateMachine, T> Rsm<S, T> {
             applied,
             pending: VecDeque::new(),
             proposing: SmallVec::new(),
+            proposing_commands: None,
             reads: Waiting::default(),
             ready_reads: VecDeque::new(),
             halted: None,
@@ -666,8 +686,7 @@ impl<S: StateMachine, T> Rsm<S, T> {
             return;
         }
         // Room for the whole batch up front (no regrowth while collecting it).
-        let mut commands: SmallVec<[(Option<Session>, S::Command); 1]> =
-            SmallVec::with_capacity(hint);
+        let mut commands: Commands<S::Command> = SmallVec::with_capacity(hint);
         self.proposing.clear();
         self.proposing.reserve(hint);
         for sub in subs {
@@ -711,7 +730,9 @@ impl<S: StateMachine, T> Rsm<S, T> {
             .max(buf.len().next_power_of_two())
             .min(1 << 20);
         let data = Bytes::from(buf);
-        drop(commands);
+        // Kept to apply from memory once committed, if the machine can.
+        let viewable = S::view_command(&commands[0].1).is_some();
+        self.proposing_commands = viewable.then_some(commands);
         self.raft_step(RaftInput::Propose(data), out);
         // Raft answers a proposal in the same step (Proposed or NotLeader); nothing is left.
         debug_assert!(self.proposing.is_empty());
@@ -742,15 +763,22 @@ impl<S: StateMachine, T> Rsm<S, T> {
             RaftAction::RestoreSnapshot(snapshot) => self.install(snapshot, out),
             RaftAction::Proposed { index, term } => {
                 let tags = std::mem::take(&mut self.proposing);
+                let commands = self.proposing_commands.take();
                 if tags.is_empty() {
                     return;
                 }
                 // Invariant: all pending proposals are of the current term (older ones are
                 // failed when the term changes) and Raft appends at increasing indexes.
                 debug_assert!(self.pending.back().is_none_or(|p| p.index < index));
-                self.pending.push_back(Pending { index, term, tags });
+                self.pending.push_back(Pending {
+                    index,
+                    term,
+                    tags,
+                    commands,
+                });
             }
             RaftAction::NotLeader { leader } => {
+                self.proposing_commands = None;
                 for tag in std::mem::take(&mut self.proposing).into_iter().flatten() {
                     out.push(Action::Reply {
                         tag,
@@ -817,7 +845,7 @@ impl<S: StateMachine, T> Rsm<S, T> {
             Some(p) if p.index == index => {
                 let p = self.pending.pop_front().expect("checked above");
                 if p.term == term {
-                    Some(p.tags)
+                    Some((p.tags, p.commands))
                 } else {
                     // A different entry won this index: ours is lost.
                     fail_tags(p.tags, leader, out);
@@ -826,9 +854,23 @@ impl<S: StateMachine, T> Rsm<S, T> {
             }
             _ => None,
         };
-        if let Payload::Command(data) = payload {
-            self.apply_commands(&data, mine.as_deref_mut(), out);
+        match (&mut mine, payload) {
+            // Our own proposal (same index and term: the same entry, by Log Matching),
+            // its commands still in memory: applied from there, not decoded again.
+            (Some((tags, Some(commands))), _) => {
+                for (k, (session, command)) in commands.iter().enumerate() {
+                    let view = S::view_command(command)
+                        .expect("kept only for machines that view their commands");
+                    self.apply_command(*session, view, Some(&mut tags[..]), k, out);
+                }
+            }
+            (_, Payload::Command(data)) => {
+                let tags = mine.as_mut().map(|(tags, _)| &mut tags[..]);
+                self.apply_commands(&data, tags, out);
+            }
+            (_, Payload::Noop) => {}
         }
+        let mine = mine.map(|(tags, _)| tags);
         if let Some(tags) = mine {
             // Commands of a malformed entry: never executed.
             fail_tags(tags, leader, out);
