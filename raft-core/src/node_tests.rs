@@ -658,21 +658,22 @@ fn read_index_on_follower_fails() {
     );
 }
 
+/// An empty AppendEntries (a heartbeat) from the leader of `term`.
+fn heartbeat(term: Term, seq: u64) -> Message {
+    Message::AppendEntries {
+        term,
+        prev_index: 0,
+        prev_term: 0,
+        entries: vec![],
+        commit: 0,
+        seq,
+    }
+}
+
 /// Makes node 2 a follower of leader 1 in term 1.
 fn follower_of_1(cfg: Config) -> Node {
     let mut node = Node::new(cfg).unwrap();
-    recv(
-        &mut node,
-        1,
-        Message::AppendEntries {
-            term: 1,
-            prev_index: 0,
-            prev_term: 0,
-            entries: vec![],
-            commit: 0,
-            seq: 1,
-        },
-    );
+    recv(&mut node, 1, heartbeat(1, 1));
     assert_eq!(node.leader(), Some(1));
     node
 }
@@ -786,18 +787,7 @@ fn forwarded_reads_fail_when_overdue_or_when_the_term_changes() {
         let out = node.step(Input::Tick);
         assert!(!out.iter().any(|a| matches!(a, Action::ReadFailed { .. })));
         // Keep the leader alive so no election starts.
-        recv(
-            &mut node,
-            1,
-            Message::AppendEntries {
-                term: 1,
-                prev_index: 0,
-                prev_term: 0,
-                entries: vec![],
-                commit: 0,
-                seq: 2,
-            },
-        );
+        recv(&mut node, 1, heartbeat(1, 2));
     }
     let out = node.step(Input::Tick);
     assert!(out.contains(&Action::ReadFailed {
@@ -813,18 +803,7 @@ fn forwarded_reads_fail_when_overdue_or_when_the_term_changes() {
 
     // A new term (leader 3 of term 2) fails the read forwarded in term 1.
     node.step(Input::ReadIndex { ctx: 2 });
-    recv(
-        &mut node,
-        3,
-        Message::AppendEntries {
-            term: 2,
-            prev_index: 0,
-            prev_term: 0,
-            entries: vec![],
-            commit: 0,
-            seq: 1,
-        },
-    );
+    recv(&mut node, 3, heartbeat(2, 1));
     let out = node.step(Input::Tick);
     assert!(out.contains(&Action::ReadFailed {
         ctx: 2,
@@ -879,18 +858,7 @@ fn forwarded_reads_are_refused_by_a_deposed_leader_and_by_non_leaders() {
     elect(&mut node);
     recv(&mut node, 3, Message::ReadIndex { term: 1, ctx: 5 });
     // A newer term deposes the leader.
-    let out = recv(
-        &mut node,
-        2,
-        Message::AppendEntries {
-            term: 2,
-            prev_index: 0,
-            prev_term: 0,
-            entries: vec![],
-            commit: 0,
-            seq: 1,
-        },
-    );
+    let out = recv(&mut node, 2, heartbeat(2, 1));
     assert!(
         out.contains(&Action::Send {
             to: 3,
