@@ -486,14 +486,7 @@ impl Node {
                         leader,
                     }),
                     // The follower learns at once instead of waiting for its timeout.
-                    Some(to) => out.push(Action::Send {
-                        to,
-                        msg: Message::ReadIndexReply {
-                            term: self.term,
-                            ctx: read.ctx,
-                            index: None,
-                        },
-                    }),
+                    Some(to) => out.push(read_index_reply(to, self.term, read.ctx, None)),
                 }
             }
         }
@@ -1098,14 +1091,7 @@ impl Node {
     /// other node answers at once that it cannot serve it.
     fn on_read_index_request(&mut self, from: NodeId, ctx: u64, out: &mut Vec<Action>) {
         let RoleState::Leader(l) = &mut self.role else {
-            out.push(Action::Send {
-                to: from,
-                msg: Message::ReadIndexReply {
-                    term: self.term,
-                    ctx,
-                    index: None,
-                },
-            });
+            out.push(read_index_reply(from, self.term, ctx, None));
             return;
         };
         l.reads_waiting.push(ReadRequest {
@@ -1173,14 +1159,7 @@ impl Node {
                     let ctx = read.ctx;
                     match read.from {
                         None => out.push(Action::ReadReady { ctx, index }),
-                        Some(to) => out.push(Action::Send {
-                            to,
-                            msg: Message::ReadIndexReply {
-                                term: self.term,
-                                ctx,
-                                index: Some(index),
-                            },
-                        }),
+                        Some(to) => out.push(read_index_reply(to, self.term, ctx, Some(index))),
                     }
                 }
             }
@@ -1261,14 +1240,9 @@ impl Node {
                         seq,
                     },
                 }),
-                Message::ReadIndex { ctx, .. } => out.push(Action::Send {
-                    to: from,
-                    msg: Message::ReadIndexReply {
-                        term: self.term,
-                        ctx,
-                        index: None,
-                    },
-                }),
+                Message::ReadIndex { ctx, .. } => {
+                    out.push(read_index_reply(from, self.term, ctx, None))
+                }
                 Message::ReadIndexReply { term, ctx, index } => {
                     self.on_read_index_reply(term, ctx, index, out)
                 }
@@ -1349,6 +1323,15 @@ impl Node {
 #[cfg(test)]
 #[path = "node_tests.rs"]
 mod tests;
+
+/// The answer to a forwarded read, from a node in `term`: the read index, or `None` when
+/// it cannot serve the read.
+fn read_index_reply(to: NodeId, term: Term, ctx: u64, index: Option<Index>) -> Action {
+    Action::Send {
+        to,
+        msg: Message::ReadIndexReply { term, ctx, index },
+    }
+}
 
 /// The first wire tag of a node's forwarded reads: `seed` and `id` mixed (SplitMix64's
 /// finalizer), without touching the node's PRNG, whose sequence fixes the election
