@@ -823,6 +823,8 @@ fn kv_server_cluster_binary_serves_and_stops_cleanly_on_sigint() {
         .arg("--data-dir")
         .arg(dir.path())
         .arg("--no-sync")
+        // (Reads on a follower are served there: the GET below may be.)
+        .arg("--follower-reads")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -40,6 +40,10 @@ struct Args {
     /// Do not fsync the logs (faster; a power loss may lose writes).
     #[arg(long)]
     no_sync: bool,
+    /// Followers answer reads (GET, MGET, EXISTS, VGET) from their own store after asking
+    /// the leader for the read index, instead of forwarding them (see `kv-server --help`).
+    #[arg(long)]
+    follower_reads: bool,
 }
 
 fn addr(port: u16) -> SocketAddr {
@@ -78,6 +82,7 @@ async fn main() -> anyhow::Result<()> {
         opts.cluster_secret = secret.clone();
         opts.timeout = Duration::from_millis(args.timeout_ms);
         opts.sync = !args.no_sync;
+        opts.follower_reads = args.follower_reads;
         nodes.push(start_node(opts).await?);
     }
     println!(
