@@ -444,8 +444,10 @@ fn kv_server_followers_serve_reads_with_follower_reads() {
             "read {i} on the follower"
         );
     }
-    // The follower answered them from its own store; the leader served none.
+    // The follower answered them from its own store, each after asking the leader for
+    // the read index; the leader served none.
     assert!(info_field(&mut r, "stepwise_reads_served") >= 50);
+    assert!(info_field(&mut r, "stepwise_reads_forwarded") >= 50);
     assert_eq!(info_field(&mut w, "stepwise_reads_served"), 0);
 }
 

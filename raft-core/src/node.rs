@@ -86,6 +86,13 @@ pub struct Stats {
     pub dropped_messages: u64,
     /// Service inputs ignored as misuse (e.g. a snapshot past the applied index).
     pub ignored_inputs: u64,
+    /// Read requests this node forwarded to the leader as a follower
+    /// (`Config::follower_reads`): one per `Input::ReadIndex`, which a service may use for
+    /// a whole batch of reads.
+    pub reads_forwarded: u64,
+    /// Forwarded reads that failed: refused by the leader, overtaken by a term change, or
+    /// unanswered in time. Many of them mean the reads go to the leader after all.
+    pub forwarded_reads_failed: u64,
 }
 
 /// A Raft node as a pure state machine. See the crate docs for how to drive it.
@@ -1066,6 +1073,7 @@ impl Node {
                 // wait for; the service here serves the read once it applied that far.
                 let id = self.next_read_id;
                 self.next_read_id = id.wrapping_add(1);
+                self.stats.reads_forwarded += 1;
                 self.forwarded.push(Forwarded {
                     ctx,
                     id,
@@ -1122,10 +1130,13 @@ impl Node {
             Some(index) if msg_term == self.term && f.term == self.term => {
                 out.push(Action::ReadReady { ctx, index })
             }
-            _ => out.push(Action::ReadFailed {
-                ctx,
-                leader: self.leader,
-            }),
+            _ => {
+                self.stats.forwarded_reads_failed += 1;
+                out.push(Action::ReadFailed {
+                    ctx,
+                    leader: self.leader,
+                })
+            }
         }
     }
 
@@ -1134,6 +1145,7 @@ impl Node {
     fn expire_forwarded(&mut self, out: &mut Vec<Action>) {
         let (term, now, patience) = (self.term, self.now, u64::from(self.cfg.election_ticks_min));
         let leader = self.leader;
+        let before = self.forwarded.len();
         self.forwarded.retain(|f| {
             let keep = f.term == term && now - f.sent < patience;
             if !keep {
@@ -1141,6 +1153,7 @@ impl Node {
             }
             keep
         });
+        self.stats.forwarded_reads_failed += (before - self.forwarded.len()) as u64;
     }
 
     /// Completes the confirmation round if a majority answered it, and starts the next

@@ -717,6 +717,13 @@ fn follower_forwards_a_read_and_reports_the_leaders_index() {
             leader: Some(1)
         }]
     );
+    assert_eq!(
+        (
+            node.stats().reads_forwarded,
+            node.stats().forwarded_reads_failed
+        ),
+        (2, 1)
+    );
 }
 
 /// Steps `ReadIndex { ctx }` on a follower of node 1 and returns the tag it forwarded the
@@ -809,6 +816,7 @@ fn forwarded_reads_fail_when_overdue_or_when_the_term_changes() {
         ctx: 2,
         leader: Some(3)
     }));
+    assert_eq!(node.stats().forwarded_reads_failed, 2);
 }
 
 /// The leader serves a follower's read with the same confirmation round as its own: the

@@ -217,6 +217,8 @@ pub struct Status {
     batches: AtomicU64,
     writes: AtomicU64,
     reads: AtomicU64,
+    reads_forwarded: AtomicU64,
+    forwarded_reads_failed: AtomicU64,
 }
 
 impl Status {
@@ -236,7 +238,8 @@ impl Status {
         format!(
             "stepwise_term:{}\r\nstepwise_last_index:{}\r\nstepwise_commit_index:{}\r\n\
              stepwise_applied_index:{}\r\nstepwise_request_batches:{}\r\n\
-             stepwise_requests_batched:{}\r\nstepwise_reads_served:{}\r\n",
+             stepwise_requests_batched:{}\r\nstepwise_reads_served:{}\r\n\
+             stepwise_reads_forwarded:{}\r\nstepwise_forwarded_reads_failed:{}\r\n",
             get(&self.term),
             get(&self.last_index),
             get(&self.commit_index),
@@ -244,6 +247,8 @@ impl Status {
             get(&self.batches),
             get(&self.writes),
             get(&self.reads),
+            get(&self.reads_forwarded),
+            get(&self.forwarded_reads_failed),
         )
     }
 
@@ -257,6 +262,9 @@ impl Status {
         set(&self.last_index, raft.log().last_index());
         set(&self.commit_index, raft.commit_index());
         set(&self.applied_index, rsm.applied_index());
+        let stats = raft.stats();
+        set(&self.reads_forwarded, stats.reads_forwarded);
+        set(&self.forwarded_reads_failed, stats.forwarded_reads_failed);
     }
 
     fn count_proposal(&self, requests: &[(u64, Request)]) {
