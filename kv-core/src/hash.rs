@@ -22,6 +22,18 @@ impl KeyHasher {
 impl Hasher for KeyHasher {
     #[inline]
     fn write(&mut self, bytes: &[u8]) {
+        // Keys of 8 to 16 bytes (the common case): two words, the second overlapping the
+        // first when shorter than 16. Together with the length (hashed before the bytes by
+        // `Hash for [u8]`) they determine every byte, and no loop or copy is needed.
+        if let (8..=16, Some(lo), Some(hi)) = (
+            bytes.len(),
+            bytes.first_chunk::<8>(),
+            bytes.last_chunk::<8>(),
+        ) {
+            self.add(u64::from_le_bytes(*lo));
+            self.add(u64::from_le_bytes(*hi));
+            return;
+        }
         let mut chunks = bytes.chunks_exact(8);
         for c in &mut chunks {
             self.add(u64::from_le_bytes(c.try_into().expect("chunks of 8")));
@@ -81,5 +93,15 @@ mod tests {
         assert_eq!(h(b"key-000000000001"), h(b"key-000000000001"));
         assert_ne!(h(b"key-000000000001"), h(b"key-000000000002"));
         assert_ne!(h(b""), h(b"\0"));
+        // Through the 8..=16-byte path: every byte and the length count.
+        for len in 8..=16 {
+            let key: Vec<u8> = (1..=len as u8).collect();
+            for i in 0..len {
+                let mut other = key.clone();
+                other[i] ^= 0x40;
+                assert_ne!(h(&key), h(&other), "len {len} byte {i}");
+            }
+            assert_ne!(h(&key), h(&key[..len - 1]), "len {len}");
+        }
     }
 }
