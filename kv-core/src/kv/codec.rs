@@ -78,6 +78,17 @@ pub(crate) fn encode(op: &Op, out: &mut Vec<u8>) {
 
 /// Reads an operation written by [`encode`].
 pub(crate) fn decode(mut data: &[u8]) -> Result<OpRef<'_>, DecodeError> {
+    // Fast path for the common replicated write, an unconditional Put with a key under
+    // 128 bytes (one-byte length); it accepts exactly what the general path accepts.
+    if let [PUT, key_len @ 0..0x80, rest @ ..] = data
+        && let Some((key, value)) = rest.split_at_checked(usize::from(*key_len))
+    {
+        return Ok(OpRef::Put {
+            key,
+            value,
+            version: None,
+        });
+    }
     let data = &mut data;
     let kind = take_bytes(data, 1)?[0];
     let mut by = 0;
@@ -128,6 +139,8 @@ mod tests {
             Op::put("key", "", u64::MAX),
             Op::put_any("", ""),
             Op::put_any(vec![1u8; 200], vec![2u8; 1000]),
+            Op::put_any(vec![1u8; 127], "v"), // longest key of the fast path
+            Op::put_any(vec![1u8; 128], "v"), // shortest of the general path
             Op::append("a", "b"),
             Op::append_return("a", vec![0u8, 255, 3]),
             Op::delete("gone"),
@@ -146,6 +159,13 @@ mod tests {
         assert!(decode(&[]).is_err());
         assert!(decode(&[9, 0]).is_err());
         assert!(decode(&[GET, 5, b'a']).is_err()); // key shorter than its length
+        assert!(decode(&[PUT, 5, b'a']).is_err()); // the same, through the Put fast path
+        assert!(decode(&[PUT]).is_err());
+        let mut put = Vec::new();
+        encode(&Op::put_any("key", "v"), &mut put);
+        for cut in 0..5 {
+            assert!(decode(&put[..cut]).is_err(), "cut {cut}");
+        }
         assert!(decode(&[GET, 1, b'a', b'b']).is_err()); // a get with a value
         assert!(decode(&[PUT_VERSIONED, 0x80]).is_err()); // truncated varint
         assert!(decode(&[INCR, 1, 0, 0]).is_err()); // truncated amount
